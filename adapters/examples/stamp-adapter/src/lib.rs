@@ -1,0 +1,1 @@
+//! An integrator-defined adapter kind.

@@ -1,0 +1,67 @@
+//! The `yimen` command line. Each subcommand lives in its own module with a `run` function.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod catalog;
+mod check;
+mod map;
+mod route;
+
+/// Yimen (一门): the integration hub behind a one-stop government service hall.
+#[derive(Debug, Parser)]
+#[command(name = "yimen", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the mapping files are; defaults to the repository's `mappings/`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MappingsArg {
+    /// Folder holding systems/, codes/, routes.toml and calendar/.
+    #[arg(long, env = "YIMEN_MAPPINGS", default_value_os_t = default_mappings_dir())]
+    pub mappings: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Loads and validates every mapping file and runs every golden example.
+    Check(check::Args),
+    /// Prints the line-system catalogue.
+    Catalog(catalog::Args),
+    /// Prints the line systems a case routes to.
+    Route(route::Args),
+    /// Prints the document a case renders to for one line system.
+    Map(map::Args),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Catalog(args) => catalog::run(args),
+        Command::Route(args) => route::run(args),
+        Command::Map(args) => map::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("yimen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository's `mappings/` folder when run from a checkout, else `./mappings`.
+pub fn default_mappings_dir() -> PathBuf {
+    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../mappings"));
+    if repo.join("systems").is_dir() {
+        repo
+    } else {
+        PathBuf::from("mappings")
+    }
+}
