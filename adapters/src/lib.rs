@@ -29,7 +29,9 @@ pub mod xml;
 
 pub use adapter::{
     Adapter, Deliver, DeliveryRequest, Health, IssueJumpTickets, MaterialFile, Payload,
-    QueryStatus, StatusQueryError, StatusReport, SystemContext,
+    QueryStatus, SharedAdapter, StatusQueryError, StatusReport, SystemContext,
 };
 pub use outcome::{DeliveryOutcome, Receipt};
-pub use registry::{AdapterFactory, AdapterKind, AdapterRegistry, BuildError, SettingsError};
+pub use registry::{
+    AdapterFactory, AdapterKind, AdapterRegistry, BuildError, SettingsError, SettingsSource,
+};

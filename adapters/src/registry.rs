@@ -137,8 +137,8 @@ struct KindFactory<K>(PhantomData<fn() -> K>);
 
 impl<K: AdapterKind> KindFactory<K> {
     fn parse(source: SettingsSource<'_>) -> Result<(Limits, K::Settings), Vec<SettingsError>> {
-        let parsed: MappingFile<K::Settings> = toml::from_str(source.text)
-            .map_err(|e| vec![toml_error(source, &e)])?;
+        let parsed: MappingFile<K::Settings> =
+            toml::from_str(source.text).map_err(|e| vec![toml_error(source, &e)])?;
         let problems = K::validate(&parsed.adapter.settings);
         if !problems.is_empty() {
             let located = problems
