@@ -194,3 +194,105 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for restarting a child on the
+/// same address).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding port 0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `yimen-mocks` on a free port serving the repository's catalogue.
+pub fn start_mocks(files_dir: &Path, hub_url: &str, extra: &[&str]) -> Result<Process> {
+    let mappings = mappings_dir();
+    let files = files_dir.to_string_lossy().into_owned();
+    let mappings = mappings.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--mappings",
+        mappings.as_str(),
+        "--listen",
+        "127.0.0.1:0",
+        "--files",
+        files.as_str(),
+        "--hub",
+        hub_url,
+    ];
+    args.extend_from_slice(extra);
+    Process::start(
+        &bin("yimen-mocks")?,
+        &args,
+        &[],
+        "listening on",
+        Duration::from_secs(30),
+    )
+}
+
+/// The platform API key every scenario uses.
+pub const API_KEY: &str = "e2e-secret-key";
+
+/// Starts `yimen serve` on `port` with the given store arguments (`--data DIR` or
+/// `--database-url URL`), pointed at the mock fleet.
+pub fn start_hub(
+    port: u16,
+    store_args: &[&str],
+    mocks_url: &str,
+    files_dir: &Path,
+    extra: &[&str],
+) -> Result<Process> {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--listen", listen.as_str()];
+    args.extend_from_slice(store_args);
+    args.extend_from_slice(extra);
+    let keys = format!("e2e:{API_KEY}");
+    let files = files_dir.to_string_lossy().into_owned();
+    Process::start(
+        &bin("yimen")?,
+        &args,
+        &[
+            ("YIMEN_API_KEYS", keys.as_str()),
+            ("YIMEN_LINE_BASE", mocks_url),
+            ("YIMEN_FILES_DIR", files.as_str()),
+            ("RUST_LOG", "warn"),
+        ],
+        "listening on",
+        Duration::from_secs(30),
+    )
+}
+
+/// Reads a sample case from `mappings/examples/` and gives it a new platform case number.
+pub fn sample_case(file: &str, case_number: &str) -> Result<serde_json::Value> {
+    let path = mappings_dir().join("examples").join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut case: serde_json::Value = serde_json::from_str(&text)?;
+    case["case_number"] = serde_json::Value::String(case_number.to_owned());
+    Ok(case)
+}
+
+/// Mock-fleet counters: system id → (received, duplicates).
+pub async fn mock_counters(
+    client: &reqwest::Client,
+    mocks_url: &str,
+) -> Result<std::collections::BTreeMap<String, (u64, u64)>> {
+    let stats: serde_json::Value = client
+        .get(format!("{mocks_url}/_admin/stats"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let systems = stats["systems"]
+        .as_object()
+        .ok_or_else(|| anyhow!("stats without systems: {stats}"))?;
+    Ok(systems
+        .iter()
+        .map(|(id, s)| {
+            (
+                id.clone(),
+                (
+                    s["received"].as_u64().unwrap_or(0),
+                    s["duplicates"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect())
+}
