@@ -1,4 +1,5 @@
 //! Every sample case in `mappings/examples/` is a valid unified case.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap: a panic is a failed test
 
 use std::path::Path;
 
