@@ -22,6 +22,8 @@ pub mod file;
 pub mod jump;
 mod outcome;
 pub mod registry;
+pub mod excerpt;
+mod http;
 pub mod rest;
 pub mod settings;
 pub mod soap;

@@ -53,4 +53,29 @@ impl DeliveryOutcome {
             Self::Ambiguous { .. } => "ambiguous",
         }
     }
+
+    /// Logs the outcome at info (delivered) or warn level, without documents or secrets.
+    pub(crate) fn log(&self) {
+        match self {
+            Self::Delivered(receipt) => tracing::info!(
+                outcome = self.name(),
+                receipt = receipt.receipt_number.as_deref().unwrap_or(""),
+                "delivered"
+            ),
+            Self::Retry { reason, after } => tracing::warn!(
+                outcome = self.name(),
+                after_s = after.map(|a| a.as_secs()),
+                reason = %reason,
+                "delivery failed, will retry"
+            ),
+            Self::Rejected { reason, .. } => {
+                tracing::warn!(outcome = self.name(), reason = %reason, "delivery rejected")
+            }
+            Self::Ambiguous { reason } => tracing::warn!(
+                outcome = self.name(),
+                reason = %reason,
+                "delivery outcome unknown: ask the line system before sending again"
+            ),
+        }
+    }
 }

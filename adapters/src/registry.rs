@@ -1,5 +1,5 @@
 //! The adapter registry: the one explicit list of built-in kinds, plus kinds an integrator
-//! registers from their own crate with [`AdapterRegistry::register`].
+//! registers from their own crate with [`AdapterRegistry::register_kind`].
 //!
 //! A mapping file's adapter section has this shape; settings are parsed strictly (unknown keys are
 //! errors with file, line and column):
@@ -80,7 +80,8 @@ pub trait AdapterKind: Send + Sync + 'static {
     /// The kind's own settings table, parsed strictly (`#[serde(deny_unknown_fields)]`).
     type Settings: DeserializeOwned + Send + 'static;
 
-    /// Checks settings without I/O; returns every problem found (key path and message).
+    /// Checks settings without I/O; returns every problem found as (key path relative to
+    /// `[adapter.settings]`, e.g. `auth.secret`, and message).
     fn validate(settings: &Self::Settings) -> Vec<(String, String)> {
         let _ = settings;
         Vec::new()
@@ -139,12 +140,15 @@ impl<K: AdapterKind> KindFactory<K> {
     fn parse(source: SettingsSource<'_>) -> Result<(Limits, K::Settings), Vec<SettingsError>> {
         let parsed: MappingFile<K::Settings> =
             toml::from_str(source.text).map_err(|e| vec![toml_error(source, &e)])?;
-        let problems = K::validate(&parsed.adapter.settings);
-        if !problems.is_empty() {
-            let located = problems
-                .into_iter()
-                .map(|(key, message)| locate_key(source, &key, message))
-                .collect();
+        let limit_problems = parsed.adapter.limits.validate().into_iter();
+        let setting_problems = K::validate(&parsed.adapter.settings).into_iter();
+        let located: Vec<SettingsError> = limit_problems
+            .map(|(key, message)| locate_key(source, &format!("adapter.limits.{key}"), message))
+            .chain(setting_problems.map(|(key, message)| {
+                locate_key(source, &format!("adapter.settings.{key}"), message)
+            }))
+            .collect();
+        if !located.is_empty() {
             return Err(located);
         }
         Ok((parsed.adapter.limits, parsed.adapter.settings))
@@ -327,7 +331,8 @@ fn toml_error(source: SettingsSource<'_>, error: &toml::de::Error) -> SettingsEr
     }
 }
 
-/// Locates a dotted key such as `adapter.settings.deliver_path` in the file's text.
+/// Locates a dotted key such as `adapter.settings.deliver_path` in the file's text; a key the
+/// file lacks is located at its deepest present parent.
 fn locate_key(source: SettingsSource<'_>, key: &str, message: String) -> SettingsError {
     let offset = toml::de::DeTable::parse(source.text)
         .ok()
@@ -335,7 +340,9 @@ fn locate_key(source: SettingsSource<'_>, key: &str, message: String) -> Setting
             let mut current = table.get_ref();
             let mut span = None;
             for part in key.split('.') {
-                let (k, v) = current.get_key_value(part)?;
+                let Some((k, v)) = current.get_key_value(part) else {
+                    break;
+                };
                 span = Some(k.span());
                 match v.get_ref() {
                     toml::de::DeValue::Table(t) => current = t,

@@ -51,6 +51,31 @@ impl Limits {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// Checks the limits without I/O; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut positive = |key: &str, value: u64| {
+            if value == 0 {
+                problems.push((key.to_owned(), "must be greater than 0".to_owned()));
+            }
+        };
+        positive("connect_timeout_ms", self.connect_timeout_ms);
+        positive("request_timeout_ms", self.request_timeout_ms);
+        positive("max_in_flight", self.max_in_flight as u64);
+        positive("max_attempts", u64::from(self.max_attempts));
+        positive("max_age_hours", self.max_age_hours);
+        if self.connect_timeout_ms > self.request_timeout_ms {
+            problems.push((
+                "connect_timeout_ms".to_owned(),
+                format!(
+                    "must not exceed request_timeout_ms ({})",
+                    self.request_timeout_ms
+                ),
+            ));
+        }
+        problems
+    }
 }
 
 /// Where a secret comes from: an environment variable, a file, or both (the variable wins).
@@ -140,5 +165,68 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints_its_value() {
+        let secret = Secret::new("s3cr3t-value");
+        assert_eq!(format!("{secret}"), "[redacted]");
+        assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+        assert_eq!(format!("{:?}", Some(&secret)), "Some(Secret([redacted]))");
+        assert_eq!(secret.expose(), "s3cr3t-value");
+    }
+
+    #[test]
+    fn secret_file_is_resolved_relative_to_the_root_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("l01.key"), "abc123\r\n").unwrap();
+        let reference = SecretRef {
+            env: Some("YIMEN_TEST_SECRET_THAT_IS_NEVER_SET".to_owned()),
+            file: Some(PathBuf::from("l01.key")),
+        };
+        assert_eq!(reference.resolve(dir.path()).unwrap().expose(), "abc123");
+    }
+
+    #[test]
+    fn missing_secret_names_where_it_looked_without_a_value() {
+        let reference = SecretRef {
+            env: Some("YIMEN_TEST_SECRET_THAT_IS_NEVER_SET".to_owned()),
+            file: Some(PathBuf::from("absent.key")),
+        };
+        let error = reference.resolve(Path::new("/nonexistent")).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("YIMEN_TEST_SECRET_THAT_IS_NEVER_SET"),
+            "{text}"
+        );
+        assert!(text.contains("absent.key"), "{text}");
+        let empty = SecretRef {
+            env: None,
+            file: None,
+        };
+        assert_eq!(empty.check(), Err(SecretError::Empty));
+    }
+
+    #[test]
+    fn limits_defaults_are_valid_and_zeroes_are_reported() {
+        let defaults = Limits::default();
+        assert!(defaults.validate().is_empty());
+        assert_eq!(defaults.connect_timeout(), Duration::from_secs(3));
+        assert_eq!(defaults.request_timeout(), Duration::from_secs(15));
+        let zero = Limits {
+            request_timeout_ms: 0,
+            max_in_flight: 0,
+            ..Limits::default()
+        };
+        let keys: Vec<String> = zero.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["request_timeout_ms", "max_in_flight", "connect_timeout_ms"]
+        );
     }
 }

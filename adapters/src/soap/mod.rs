@@ -1,4 +1,4 @@
-//! The `soap` kind (being built; see the crate map in lib.rs).
+//! The `soap` kind (being built).
 
 use std::sync::Arc;
 
