@@ -1,0 +1,160 @@
+//! Exchange folders on the local file system (`transport = "local"`).
+//!
+//! Durability: a write goes to `name.part` (created fresh), is fsynced, renamed to `name`, and the
+//! folder is fsynced so the rename survives a power cut. Blocking calls run on tokio's blocking
+//! pool.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::folders::{Entry, FolderError, Folders};
+
+/// Folders below one local root (the system's `files_dir`).
+#[derive(Debug, Clone)]
+pub struct LocalFolders {
+    root: PathBuf,
+}
+
+impl LocalFolders {
+    /// Folders below `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Creates the given folders below the root.
+    pub fn create(&self, folders: &[&str]) -> std::io::Result<()> {
+        for folder in folders {
+            fs::create_dir_all(self.root.join(folder))?;
+        }
+        Ok(())
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, FolderError>
+    where
+        T: Send + 'static,
+        F: FnOnce(PathBuf) -> Result<T, FolderError> + Send + 'static,
+    {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || f(root))
+            .await
+            .map_err(|e| FolderError::Transient(format!("file task failed: {e}")))?
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let part = dir.join(format!("{name}.part"));
+    let target = dir.join(name);
+    match fs::remove_file(&part) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&part, &target)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
+
+fn unique_target(dir: &Path, name: &str) -> (PathBuf, String) {
+    let plain = dir.join(name);
+    if !plain.exists() {
+        return (plain, name.to_owned());
+    }
+    let unique = format!("{name}.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    (dir.join(&unique), unique)
+}
+
+#[async_trait]
+impl Folders for LocalFolders {
+    async fn write_atomic(&self, folder: &str, name: &str, data: &[u8]) -> Result<(), FolderError> {
+        let (folder, name, data) = (folder.to_owned(), name.to_owned(), data.to_vec());
+        self.blocking(move |root| Ok(write_atomic(&root.join(folder), &name, &data)?))
+            .await
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
+        let folder = folder.to_owned();
+        self.blocking(move |root| {
+            let reader = match fs::read_dir(root.join(folder)) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for entry in reader {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if !meta.is_file() {
+                    continue;
+                }
+                // Names that are not UTF-8 cannot be ours; they are skipped, never touched.
+                if let Ok(name) = entry.file_name().into_string() {
+                    out.push(Entry {
+                        name,
+                        size: meta.len(),
+                    });
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError> {
+        let path_folder = folder.to_owned();
+        let name = name.to_owned();
+        self.blocking(move |root| {
+            let file = File::open(root.join(path_folder).join(&name))?;
+            let mut data = Vec::new();
+            file.take(limit.saturating_add(1)).read_to_end(&mut data)?;
+            if data.len() as u64 > limit {
+                return Err(FolderError::Transient(format!(
+                    "{name} is larger than {limit} bytes"
+                )));
+            }
+            Ok(data)
+        })
+        .await
+    }
+
+    async fn move_to(&self, from: &str, name: &str, to: &str) -> Result<String, FolderError> {
+        let (from, name, to) = (from.to_owned(), name.to_owned(), to.to_owned());
+        self.blocking(move |root| {
+            let to_dir = root.join(to);
+            fs::create_dir_all(&to_dir)?;
+            let (target, new_name) = unique_target(&to_dir, &name);
+            fs::rename(root.join(&from).join(&name), target)?;
+            sync_dir(&to_dir)?;
+            sync_dir(&root.join(from))?;
+            Ok(new_name)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl super::folders::OpenFolders for LocalFolders {
+    async fn open(&self) -> Result<Box<dyn Folders>, FolderError> {
+        Ok(Box::new(self.clone()))
+    }
+}

@@ -1,0 +1,162 @@
+//! A real OpenSSH server for the SFTP tests: its own host key, client key, `sshd_config` and
+//! SFTP start folder in a temp dir, listening on 127.0.0.1 at a free port, killed on drop.
+//! Needs `/usr/sbin/sshd` (Debian package `openssh-server`) and root (sshd drops privileges to
+//! the login user, here the current one).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A running sshd.
+pub struct Sshd {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The temp dir holding keys, config and the SFTP folder.
+    pub dir: TempDir,
+    /// The folder SFTP sessions start in (the exchange root).
+    pub root: PathBuf,
+    /// The login user.
+    pub username: String,
+    /// Path of the client's private key (OpenSSH format, unencrypted).
+    pub client_key: PathBuf,
+    /// The server's host key as `"ssh-ed25519 AAAA…"`.
+    pub host_key: String,
+}
+
+/// Generates an ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "yimen-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen runs (package openssh-client)");
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// The `"<algorithm> <base64>"` part of a `.pub` file.
+pub fn public_line(pub_path: &Path) -> String {
+    let text = std::fs::read_to_string(pub_path).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A port on 127.0.0.1 nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Sshd {
+    /// Starts sshd and waits until it answers with its SSH banner.
+    pub async fn start() -> Self {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: apt-get install -y openssh-server"
+        );
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("exchange");
+        std::fs::create_dir_all(&root).unwrap();
+        let host_key_path = dir.path().join("host_ed25519");
+        keygen(&host_key_path);
+        let client_key = dir.path().join("client_ed25519");
+        keygen(&client_key);
+        std::fs::copy(
+            dir.path().join("client_ed25519.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let username = current_user();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nAllowUsers {username}\nLogLevel ERROR\n\
+             Subsystem sftp internal-sftp -d {root}\n",
+            hk = host_key_path.display(),
+            d = dir.path().display(),
+            root = root.display(),
+        );
+        let config_path = dir.path().join("sshd_config");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let sshd = Self {
+            child,
+            port,
+            host_key: public_line(&dir.path().join("host_ed25519.pub")),
+            root,
+            username,
+            client_key,
+            dir,
+        };
+        sshd.wait_ready().await;
+        sshd
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..400 {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut banner = [0u8; 4];
+                let read =
+                    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut banner));
+                if matches!(read.await, Ok(Ok(_))) && &banner == b"SSH-" {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default();
+        panic!("sshd did not come up on port {}: {log}", self.port);
+    }
+
+    /// Mapping-file text for a `file` system reaching this server.
+    pub fn mapping(&self, extra: &str) -> String {
+        format!(
+            "[adapter]\nkind = \"file\"\n[adapter.limits]\nconnect_timeout_ms = 5000\n\
+             request_timeout_ms = 10000\n[adapter.settings]\ntransport = \"sftp\"\n\
+             host = \"127.0.0.1\"\nport = {}\nusername = \"{}\"\n\
+             private_key = {{ file = \"{}\" }}\nknown_host_key = \"{}\"\n{extra}",
+            self.port,
+            self.username,
+            self.client_key.display(),
+            self.host_key
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
