@@ -165,7 +165,9 @@ fn signed_with(key: &'static str) -> impl Fn(&Request) -> bool {
             timestamp,
             hex::encode(Sha256::digest(&request.body))
         );
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else {
+            return false;
+        };
         mac.update(canonical.as_bytes());
         let now = jiff::Timestamp::now().as_second();
         let skew_ok = timestamp

@@ -1,7 +1,7 @@
 //! Shared set-up of the rest tests: an adapter built through the registry against a wiremock
 //! server, and a sample delivery carrying personal data.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
