@@ -5,12 +5,29 @@
 //! materials, and its statutory time limit. [`Case::validate`] reports every problem at once, each
 //! with the JSON path of the offending value.
 //!
+//! Entry points: [`parse_case`] (bytes → normalised, validated case or every [`Problem`]),
+//! [`Case::validate`], [`Case::normalize`] and [`case_schema`].
+//!
 //! Invariants: a case that passed validation has canonical identity numbers (upper-case check
 //! characters) and a division code of 6 or 9 digits.
+
+mod parse;
+mod problem;
+mod schema;
+mod shapes;
+mod validate;
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use parse::{MAX_CASE_BYTES, parse_case};
+pub use problem::Problem;
+pub use schema::case_schema;
+pub use validate::{
+    MAX_ADDRESS_CHARS, MAX_CLOCK_SKEW, MAX_CODE_CHARS, MAX_MATERIAL_BYTES, MAX_MATERIALS,
+    MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TIME_LIMIT_DAYS,
+};
 
 /// A case as the platform submits it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -30,7 +47,7 @@ pub struct Case {
     /// How and where the case came in.
     pub channel: Channel,
     /// When the platform received the case, with its UTC offset (RFC 3339).
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub received_at: Timestamp,
     /// Form data filled once (表单云) and reused by every line system that needs it.
     #[serde(default)]
