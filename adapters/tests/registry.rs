@@ -1,5 +1,7 @@
 //! The registry reads the `[adapter]` table of mapping files strictly and locates every problem.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
