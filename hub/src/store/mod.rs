@@ -28,9 +28,14 @@
 
 mod batch;
 mod hash;
+mod postgres;
 mod records;
+mod shared;
+mod sqlite;
 mod types;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,7 +43,9 @@ use jiff::Timestamp;
 
 pub use batch::IntakeBatcher;
 pub use hash::content_hash;
+pub use postgres::{POSTGRES_MIGRATOR, PostgresStore};
 pub use records::*;
+pub use sqlite::{SQLITE_FILE, SQLITE_MIGRATOR, SqliteStore};
 pub use types::*;
 
 /// Errors from the store.
@@ -116,7 +123,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// The hub's durable store. Implemented by `SqliteStore` and `PostgresStore`; used as
+/// The hub's durable store. Implemented by [`SqliteStore`] and [`PostgresStore`]; used as
 /// `Arc<dyn Store>`. Every method that changes state runs in one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -250,4 +257,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Closes the connection pool; later calls fail.
     async fn close(&self);
+}
+
+/// Opens (creating if needed) the SQLite store `yimen.db` in `dir`, applying migrations.
+pub async fn open_sqlite(dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqliteStore::open(dir).await?))
+}
+
+/// Connects to the PostgreSQL store at `url`, applying migrations.
+pub async fn open_postgres(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(PostgresStore::connect(url).await?))
 }

@@ -1,0 +1,65 @@
+//! The PostgreSQL backend: several `yimen` nodes share one database.
+//!
+//! Durability is PostgreSQL's default (`synchronous_commit = on`): a commit that returned is in
+//! the WAL on disk. Claims lock candidate rows with `FOR UPDATE SKIP LOCKED`, so claimers on
+//! any number of nodes never take the same delivery and never wait on each other. Migrations
+//! take PostgreSQL's advisory migration lock, so nodes starting together apply them once.
+//!
+//! The change feed's cursor comes from a sequence; sequence values are handed out at insert,
+//! not at commit, so writers of the feed take a transaction-scoped advisory lock first: commit
+//! order then equals cursor order, and a reader that saw cursor N will never later find N-1.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::shared;
+use super::*;
+
+/// The PostgreSQL migrations, applied at connect.
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    writer: PgPool,
+    reader: PgPool,
+}
+
+impl PostgresStore {
+    const BACKEND: Backend = Backend::Postgres;
+    const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
+    const FEED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7130001)");
+
+    /// Connects with a pool of 10 connections and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, 10).await
+    }
+
+    /// Connects with a pool of `max_connections` and applies pending migrations.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await?;
+        tracing::info!(max_connections, "postgres store connected");
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// The connection pool, for bulk loading in benchmarks and tools.
+    pub fn pool(&self) -> &PgPool {
+        &self.writer
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.writer.begin().await?)
+    }
+}
+
+shared::impl_store!(PostgresStore, sqlx::Postgres);

@@ -1,0 +1,297 @@
+//! The SQL and flow both backends share, written once.
+//!
+//! SQLite and PostgreSQL run the same statements (`$N` placeholders work in both through sqlx);
+//! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
+//! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and in the change-feed lock.
+//! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
+//! has `writer`/`reader` pools, `begin_write()`, `BACKEND`, `LOCK_ROWS` and `FEED_LOCK`.
+//! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
+
+mod claim;
+mod operate;
+mod read;
+mod report;
+mod write;
+
+use jiff::Timestamp;
+
+use super::StoreError;
+
+pub(crate) use claim::claim_ops;
+pub(crate) use operate::operate_ops;
+pub(crate) use read::read_ops;
+pub(crate) use report::report_ops;
+pub(crate) use write::write_ops;
+
+/// A timestamp as stored: microseconds since the Unix epoch.
+pub(crate) fn micros(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+/// A stored time back to a timestamp.
+pub(crate) fn timestamp(micros: i64, table: &'static str) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(micros).map_err(|error| StoreError::Corrupt {
+        table,
+        detail: format!("time {micros} out of range: {error}"),
+    })
+}
+
+/// An optional stored time back to a timestamp.
+pub(crate) fn timestamp_opt(
+    micros: Option<i64>,
+    table: &'static str,
+) -> Result<Option<Timestamp>, StoreError> {
+    micros.map(|value| timestamp(value, table)).transpose()
+}
+
+/// `now + lease`, saturating.
+pub(crate) fn plus(now: Timestamp, lease: std::time::Duration) -> i64 {
+    let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
+    micros(now).saturating_add(lease)
+}
+
+/// A stored count back to `u32` (attempt numbers).
+pub(crate) fn count_u32(value: i64, table: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt {
+        table,
+        detail: format!("count {value} out of range"),
+    })
+}
+
+/// A new time-ordered id.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Form fields as stored (a JSON array of pairs, order kept).
+pub(crate) fn fields_to_json(fields: &[(String, String)]) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Stored form fields back to pairs.
+pub(crate) fn fields_from_json(text: &str) -> Result<Vec<(String, String)>, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        table: "payloads",
+        detail: format!("fields_json: {error}"),
+    })
+}
+
+/// Checks what the database cannot: a case has targets, and no system twice.
+pub(crate) fn validate(case: &super::NewCase) -> Result<(), StoreError> {
+    if case.targets.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "case {} has no targets",
+            case.case_number
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for target in &case.targets {
+        if !seen.insert(target.system_id.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "case {} lists line system {} twice",
+                case.case_number, target.system_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the whole [`super::Store`] implementation for one backend type.
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        $crate::store::shared::write_ops!($store, $db);
+        $crate::store::shared::operate_ops!($store, $db);
+        $crate::store::shared::claim_ops!($store, $db);
+        $crate::store::shared::read_ops!($store, $db);
+        $crate::store::shared::report_ops!($store, $db);
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                Self::BACKEND
+            }
+
+            async fn insert_case(&self, case: NewCase) -> Result<InsertOutcome, StoreError> {
+                let mut results = self.do_insert_cases(vec![case]).await?;
+                results
+                    .pop()
+                    .ok_or(StoreError::Invalid("empty insert".to_owned()))?
+            }
+
+            async fn insert_cases(
+                &self,
+                cases: Vec<NewCase>,
+            ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
+                self.do_insert_cases(cases).await
+            }
+
+            async fn claim_due(
+                &self,
+                node_id: &str,
+                now: jiff::Timestamp,
+                limit: usize,
+                lease: std::time::Duration,
+                caps: &ClaimCaps,
+            ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+                self.do_claim_due(node_id, now, limit, lease, caps).await
+            }
+
+            async fn extend_lease(
+                &self,
+                lease: &LeaseToken,
+                until: jiff::Timestamp,
+            ) -> Result<(), StoreError> {
+                self.do_extend_lease(lease, until).await
+            }
+
+            async fn complete(
+                &self,
+                lease: &LeaseToken,
+                outcome: AttemptOutcome,
+                now: jiff::Timestamp,
+            ) -> Result<DeliveryState, StoreError> {
+                let item = Completion {
+                    lease: lease.clone(),
+                    outcome,
+                };
+                let mut results = self.do_complete_many(vec![item], now).await?;
+                results
+                    .pop()
+                    .ok_or(StoreError::Invalid("empty completion".to_owned()))?
+            }
+
+            async fn complete_many(
+                &self,
+                items: Vec<Completion>,
+                now: jiff::Timestamp,
+            ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
+                self.do_complete_many(items, now).await
+            }
+
+            async fn resolve_clerk(
+                &self,
+                delivery_id: &str,
+                receipt: StoredReceipt,
+                now: jiff::Timestamp,
+            ) -> Result<(), StoreError> {
+                self.do_resolve_clerk(delivery_id, receipt, now).await
+            }
+
+            async fn get_case(&self, case_id: &str) -> Result<Option<CaseRecord>, StoreError> {
+                self.do_get_case(case_id).await
+            }
+
+            async fn find_cases(
+                &self,
+                query: &CaseQuery,
+                limit: usize,
+            ) -> Result<Vec<CaseSummary>, StoreError> {
+                self.do_find_cases(query, limit).await
+            }
+
+            async fn get_delivery(
+                &self,
+                delivery_id: &str,
+            ) -> Result<Option<DeliveryRecord>, StoreError> {
+                self.do_get_delivery(delivery_id).await
+            }
+
+            async fn get_payload(
+                &self,
+                delivery_id: &str,
+            ) -> Result<Option<StoredPayload>, StoreError> {
+                self.do_get_payload(delivery_id).await
+            }
+
+            async fn list_attempts(
+                &self,
+                delivery_id: &str,
+            ) -> Result<Vec<AttemptRecord>, StoreError> {
+                self.do_list_attempts(delivery_id).await
+            }
+
+            async fn system_counters(&self) -> Result<Vec<SystemCounters>, StoreError> {
+                self.do_system_counters().await
+            }
+
+            async fn count_backlog(&self) -> Result<u64, StoreError> {
+                self.do_count_backlog().await
+            }
+
+            async fn list_dead(
+                &self,
+                filter: &DeadLetterFilter,
+            ) -> Result<Vec<DeadLetter>, StoreError> {
+                self.do_list_dead(filter).await
+            }
+
+            async fn replay(
+                &self,
+                selector: &ReplaySelector,
+                actor: &str,
+                reason: &str,
+                now: jiff::Timestamp,
+            ) -> Result<Vec<ReplayRecord>, StoreError> {
+                self.do_replay(selector, actor, reason, now).await
+            }
+
+            async fn list_replays(
+                &self,
+                delivery_id: &str,
+            ) -> Result<Vec<ReplayRecord>, StoreError> {
+                self.do_list_replays(delivery_id).await
+            }
+
+            async fn set_case_status(
+                &self,
+                case_id: &str,
+                status: &str,
+                now: jiff::Timestamp,
+            ) -> Result<(), StoreError> {
+                self.do_set_case_status(case_id, status, now).await
+            }
+
+            async fn record_status_event(&self, event: NewStatusEvent) -> Result<i64, StoreError> {
+                self.do_record_status_event(event).await
+            }
+
+            async fn list_status_events(
+                &self,
+                case_id: &str,
+            ) -> Result<Vec<StatusEvent>, StoreError> {
+                self.do_list_status_events(case_id).await
+            }
+
+            async fn consume_ticket(
+                &self,
+                nonce: &str,
+                expires_at: jiff::Timestamp,
+                now: jiff::Timestamp,
+            ) -> Result<TicketUse, StoreError> {
+                self.do_consume_ticket(nonce, expires_at, now).await
+            }
+
+            async fn purge_expired_tickets(&self, now: jiff::Timestamp) -> Result<u64, StoreError> {
+                self.do_purge_expired_tickets(now).await
+            }
+
+            async fn changes_since(
+                &self,
+                cursor: i64,
+                limit: usize,
+            ) -> Result<Vec<Change>, StoreError> {
+                self.do_changes_since(cursor, limit).await
+            }
+
+            async fn schema_version(&self) -> Result<i64, StoreError> {
+                self.do_schema_version().await
+            }
+
+            async fn close(&self) {
+                self.writer.close().await;
+                self.reader.close().await;
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

@@ -1,0 +1,200 @@
+//! Operator and status writes: replays, case status, status events, the jump-ticket ledger.
+
+/// Generates the operator and status write methods of a backend.
+macro_rules! operate_ops {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn do_replay(
+                &self,
+                selector: &ReplaySelector,
+                actor: &str,
+                reason: &str,
+                now: jiff::Timestamp,
+            ) -> Result<Vec<ReplayRecord>, StoreError> {
+                let at = now;
+                let now = shared::micros(now);
+                let mut tx = self.begin_write().await?;
+                let select = "SELECT id, case_id, system_id, attempts FROM deliveries
+                              WHERE state = 'dead'";
+                let rows: Vec<(String, String, String, i64)> = match selector {
+                    ReplaySelector::One(id) => {
+                        let rows: Vec<(String, String, String, i64)> =
+                            sqlx::query_as(&format!("{select} AND id = $1"))
+                                .bind(id)
+                                .fetch_all(&mut *tx)
+                                .await?;
+                        if rows.is_empty() {
+                            let state = self.current_state(&mut tx, id).await?;
+                            return Err(StoreError::WrongState {
+                                delivery_id: id.clone(),
+                                state,
+                                expected: "dead",
+                            });
+                        }
+                        rows
+                    }
+                    ReplaySelector::System(system) => {
+                        sqlx::query_as(&format!("{select} AND system_id = $1 ORDER BY id"))
+                            .bind(system)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    ReplaySelector::Range {
+                        system_id,
+                        from,
+                        to,
+                    } => {
+                        sqlx::query_as(&format!(
+                            "{select} AND updated_at >= $1 AND updated_at < $2
+                             AND ($3 IS NULL OR system_id = $3) ORDER BY id"
+                        ))
+                        .bind(shared::micros(*from))
+                        .bind(shared::micros(*to))
+                        .bind(system_id.as_deref())
+                        .fetch_all(&mut *tx)
+                        .await?
+                    }
+                };
+                let mut records = Vec::with_capacity(rows.len());
+                for (delivery_id, case_id, system_id, attempts) in rows {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'queued', next_attempt_at = $2, due_at = $2,
+                             updated_at = $2
+                         WHERE id = $1 AND state = 'dead'",
+                    )
+                    .bind(&delivery_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let record = ReplayRecord {
+                        replay_id: shared::new_id(),
+                        delivery_id,
+                        actor: actor.to_owned(),
+                        reason: reason.to_owned(),
+                        at,
+                        after_attempt: shared::count_u32(attempts, "deliveries")?,
+                    };
+                    sqlx::query(
+                        "INSERT INTO replays (id, delivery_id, actor, reason, at, after_attempt)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&record.replay_id)
+                    .bind(&record.delivery_id)
+                    .bind(actor)
+                    .bind(reason)
+                    .bind(now)
+                    .bind(attempts)
+                    .execute(&mut *tx)
+                    .await?;
+                    let kind = "delivery_state";
+                    Self::push_change(&mut tx, &case_id, kind, Some(&system_id), "queued", now)
+                        .await?;
+                    records.push(record);
+                }
+                tx.commit().await?;
+                tracing::info!(actor, replayed = records.len(), "dead letters replayed");
+                Ok(records)
+            }
+
+            async fn do_set_case_status(
+                &self,
+                case_id: &str,
+                status: &str,
+                now: jiff::Timestamp,
+            ) -> Result<(), StoreError> {
+                let now = shared::micros(now);
+                let mut tx = self.begin_write().await?;
+                let updated =
+                    sqlx::query("UPDATE cases SET status = $2, updated_at = $3 WHERE id = $1")
+                        .bind(case_id)
+                        .bind(status)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::CaseNotFound(case_id.to_owned()));
+                }
+                Self::push_change(&mut tx, case_id, "case_status", None, status, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn do_record_status_event(
+                &self,
+                event: NewStatusEvent,
+            ) -> Result<i64, StoreError> {
+                let at = shared::micros(event.at);
+                let mut tx = self.begin_write().await?;
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM cases WHERE id = $1")
+                        .bind(&event.case_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    return Err(StoreError::CaseNotFound(event.case_id));
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO status_events
+                         (case_id, system_id, raw_code, unified_state, source, excerpt, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&event.case_id)
+                .bind(&event.system_id)
+                .bind(&event.raw_code)
+                .bind(&event.unified_state)
+                .bind(&event.source)
+                .bind(&event.excerpt)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?;
+                let system = Some(event.system_id.as_str());
+                let state = event.unified_state.as_str();
+                Self::push_change(&mut tx, &event.case_id, "status_event", system, state, at)
+                    .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn do_consume_ticket(
+                &self,
+                nonce: &str,
+                expires_at: jiff::Timestamp,
+                now: jiff::Timestamp,
+            ) -> Result<TicketUse, StoreError> {
+                if expires_at <= now {
+                    return Ok(TicketUse::Expired);
+                }
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO jump_tickets (nonce, expires_at, used_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (nonce) DO NOTHING",
+                )
+                .bind(nonce)
+                .bind(shared::micros(expires_at))
+                .bind(shared::micros(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(if inserted.rows_affected() == 1 {
+                    TicketUse::Fresh
+                } else {
+                    TicketUse::AlreadyUsed
+                })
+            }
+
+            async fn do_purge_expired_tickets(
+                &self,
+                now: jiff::Timestamp,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM jump_tickets WHERE expires_at < $1")
+                    .bind(shared::micros(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(deleted.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use operate_ops;

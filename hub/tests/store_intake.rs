@@ -1,0 +1,255 @@
+//! Store suite, intake side, run against SQLite and PostgreSQL: insert, idempotent repeat,
+//! conflict, one-transaction atomicity, batches, search, counters, migrations.
+
+mod store_support;
+
+use store_support::{TestDb, case, case_with};
+use yimen_hub::store::{CaseQuery, InsertOutcome, StoreError};
+
+store_suite!(
+    insert_then_same_then_different,
+    batch_keeps_each_case_atomic,
+    failing_insert_leaves_nothing,
+    invalid_cases_are_refused_before_the_database,
+    get_case_returns_targets_and_materials,
+    search_by_number_id_number_and_credit_code,
+    counters_and_backlog,
+    reopening_applies_no_migration_twice,
+);
+
+async fn insert_then_same_then_different(db: &TestDb) {
+    let store = &db.store;
+    let first = store
+        .insert_case(case("A-1", &["L01", "L02"]))
+        .await
+        .unwrap();
+    let InsertOutcome::Created {
+        case_id,
+        deliveries,
+    } = first
+    else {
+        panic!("expected created, got {first:?}");
+    };
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0].system_id, "L01");
+    assert_ne!(deliveries[0].idempotency_key, deliveries[1].idempotency_key);
+
+    let again = store
+        .insert_case(case("A-1", &["L01", "L02"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        InsertOutcome::Existing {
+            case_id: case_id.clone()
+        }
+    );
+
+    let changed = case_with("A-1", "11010119900307999X", &["L01", "L02"]);
+    let conflict = store.insert_case(changed).await.unwrap();
+    assert_eq!(
+        conflict,
+        InsertOutcome::Conflict {
+            case_id: case_id.clone()
+        }
+    );
+
+    // The same number from another client is another case.
+    let mut other = case("A-1", &["L01"]);
+    other.client_id = "other-platform".to_owned();
+    assert!(matches!(
+        store.insert_case(other).await.unwrap(),
+        InsertOutcome::Created { .. }
+    ));
+    assert_eq!(store.count_backlog().await.unwrap(), 3);
+}
+
+async fn batch_keeps_each_case_atomic(db: &TestDb) {
+    let store = &db.store;
+    let mut broken = case("B-3", &["L01", "L02"]);
+    broken.targets[1].system_id = String::new(); // violates a CHECK after the case row is in
+    let results = store
+        .insert_cases(vec![
+            case("B-1", &["L01"]),
+            case("B-2", &[]),
+            broken,
+            case("B-1", &["L01"]),
+            case_with("B-1", "11010119900307999X", &["L01"]),
+            case("B-4", &["L01", "L02", "L03", "L04", "L05"]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 6);
+    let Ok(InsertOutcome::Created { case_id, .. }) = &results[0] else {
+        panic!("expected created, got {:?}", results[0]);
+    };
+    assert!(matches!(results[1], Err(StoreError::Invalid(_))));
+    assert!(
+        matches!(results[2], Err(StoreError::Database(_))),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(
+        results[3].as_ref().unwrap(),
+        &InsertOutcome::Existing {
+            case_id: case_id.clone()
+        }
+    );
+    assert_eq!(
+        results[4].as_ref().unwrap(),
+        &InsertOutcome::Conflict {
+            case_id: case_id.clone()
+        }
+    );
+    assert!(matches!(results[5], Ok(InsertOutcome::Created { .. })));
+
+    let found = store
+        .find_cases(&CaseQuery::CaseNumber("B-3".into()), 10)
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "the failed case left {found:?}");
+    assert_eq!(store.count_backlog().await.unwrap(), 6);
+}
+
+async fn failing_insert_leaves_nothing(db: &TestDb) {
+    let store = &db.store;
+    let mut broken = case("C-1", &["L01", "L02", "L03"]);
+    broken.targets[2].system_id = String::new();
+    let error = store.insert_case(broken).await.unwrap_err();
+    assert!(matches!(error, StoreError::Database(_)), "{error:?}");
+    assert!(
+        store
+            .find_cases(&CaseQuery::CaseNumber("C-1".into()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_backlog().await.unwrap(), 0);
+    assert!(store.system_counters().await.unwrap().is_empty());
+    assert!(store.changes_since(0, 10).await.unwrap().is_empty());
+    // The number is still free for a correct case.
+    let fixed = store.insert_case(case("C-1", &["L01"])).await.unwrap();
+    assert!(matches!(fixed, InsertOutcome::Created { .. }));
+}
+
+async fn invalid_cases_are_refused_before_the_database(db: &TestDb) {
+    let store = &db.store;
+    let error = store.insert_case(case("D-1", &[])).await.unwrap_err();
+    assert!(error.to_string().contains("no targets"), "{error}");
+    let error = store
+        .insert_case(case("D-2", &["L01", "L01"]))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("L01 twice"), "{error}");
+    assert_eq!(store.count_backlog().await.unwrap(), 0);
+}
+
+async fn get_case_returns_targets_and_materials(db: &TestDb) {
+    let store = &db.store;
+    let submitted = case("E-1", &["L02", "L01"]);
+    let json = submitted.case_json.clone();
+    let InsertOutcome::Created { case_id, .. } = store.insert_case(submitted).await.unwrap() else {
+        panic!("expected created");
+    };
+    let record = store.get_case(&case_id).await.unwrap().unwrap();
+    assert_eq!(record.case_json, json);
+    assert_eq!(record.summary.case_number, "E-1");
+    assert_eq!(record.summary.status, "received");
+    assert_eq!(record.materials.len(), 1);
+    assert_eq!(record.materials[0].size, 1024);
+    let systems: Vec<_> = record
+        .deliveries
+        .iter()
+        .map(|d| d.system_id.as_str())
+        .collect();
+    assert_eq!(systems, ["L01", "L02"]);
+    for delivery in &record.deliveries {
+        assert_eq!(delivery.attempts, 0);
+        assert_eq!(delivery.state.as_str(), "queued");
+        assert!(delivery.receipt.is_none());
+        let payload = store
+            .get_payload(&delivery.delivery_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(payload, store_support::payload(&delivery.system_id));
+    }
+    assert!(store.get_case("no-such-case").await.unwrap().is_none());
+}
+
+async fn search_by_number_id_number_and_credit_code(db: &TestDb) {
+    let store = &db.store;
+    store
+        .insert_case(case_with("F-1", "110101199003071234", &["L01"]))
+        .await
+        .unwrap();
+    store
+        .insert_case(case_with("F-2", "110101199003071234", &["L01"]))
+        .await
+        .unwrap();
+    store
+        .insert_case(case_with("F-3", "320102198001010012", &["L01"]))
+        .await
+        .unwrap();
+    let mut company = case("F-4", &["L01"]);
+    company.applicant_id_number = None;
+    company.credit_code = Some("91110000600037341L".to_owned());
+    store.insert_case(company).await.unwrap();
+
+    let by_id = store
+        .find_cases(&CaseQuery::IdNumber("110101199003071234".into()), 10)
+        .await;
+    let mut numbers: Vec<_> = by_id.unwrap().into_iter().map(|c| c.case_number).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["F-1", "F-2"]);
+    let by_code = store
+        .find_cases(&CaseQuery::CreditCode("91110000600037341L".into()), 10)
+        .await;
+    assert_eq!(by_code.unwrap()[0].case_number, "F-4");
+    let by_number = store
+        .find_cases(&CaseQuery::CaseNumber("F-3".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_number.len(), 1);
+    let limited = store
+        .find_cases(&CaseQuery::IdNumber("110101199003071234".into()), 1)
+        .await;
+    assert_eq!(limited.unwrap().len(), 1);
+}
+
+async fn counters_and_backlog(db: &TestDb) {
+    let store = &db.store;
+    store
+        .insert_case(case("G-1", &["L01", "L02"]))
+        .await
+        .unwrap();
+    store.insert_case(case("G-2", &["L01"])).await.unwrap();
+    let counters = store.system_counters().await.unwrap();
+    assert_eq!(counters.len(), 2);
+    assert_eq!(
+        (counters[0].system_id.as_str(), counters[0].backlog),
+        ("L01", 2)
+    );
+    assert_eq!(
+        (counters[1].system_id.as_str(), counters[1].backlog),
+        ("L02", 1)
+    );
+    assert_eq!(store.count_backlog().await.unwrap(), 3);
+}
+
+async fn reopening_applies_no_migration_twice(db: &TestDb) {
+    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    db.store.insert_case(case("H-1", &["L01"])).await.unwrap();
+    // A second node (or a restart) runs the migrator again: nothing to do, data intact.
+    for _ in 0..2 {
+        let again = db.open_again().await;
+        assert_eq!(again.schema_version().await.unwrap(), 2);
+        let found = again
+            .find_cases(&CaseQuery::CaseNumber("H-1".into()), 1)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(again.count_backlog().await.unwrap(), 1);
+        again.close().await;
+    }
+}
