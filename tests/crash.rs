@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use yimen_e2e::{API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks};
 
 /// A matter routed to API-docking systems (rest and soap), so deliveries need no clerk.
-const CASE_FILE: &str = "natural-pension-enrolment.json";
+const CASE_FILE: &str = "natural-person-pension-enrolment.json";
 
 fn seed() -> u64 {
     std::env::var("YIMEN_CRASH_SEED")

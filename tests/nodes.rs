@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use yimen_e2e::{API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks};
 
-const CASE_FILE: &str = "natural-pension-enrolment.json";
+const CASE_FILE: &str = "natural-person-pension-enrolment.json";
 
 /// A fresh database on the local PostgreSQL server, dropped when the guard goes.
 struct Database {
