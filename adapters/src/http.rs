@@ -110,11 +110,24 @@ pub struct Answer {
     pub text: String,
 }
 
-/// Reads an answer in full (at most [`MAX_ANSWER_BYTES`]) and decodes it.
+/// Reads an answer in full (at most [`MAX_ANSWER_BYTES`]) and decodes it by its Content-Type.
 pub async fn read_answer(response: Response) -> Result<Answer, TransportFailure> {
+    let (status, headers, body) = read_raw(response).await?;
+    let encoding = charset_of(&headers).unwrap_or(UTF_8);
+    let (text, _, _) = encoding.decode(&body);
+    Ok(Answer {
+        status,
+        headers,
+        text: text.into_owned(),
+    })
+}
+
+/// Reads an answer's status, headers and raw body (at most [`MAX_ANSWER_BYTES`]).
+pub async fn read_raw(
+    mut response: Response,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>), TransportFailure> {
     let status = response.status();
     let headers = response.headers().clone();
-    let mut response = response;
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -126,17 +139,10 @@ pub async fn read_answer(response: Response) -> Result<Answer, TransportFailure>
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(None) => break,
+            Ok(None) => return Ok((status, headers, body)),
             Err(error) => return Err(TransportFailure::from_error(&error)),
         }
     }
-    let encoding = charset_of(&headers).unwrap_or(UTF_8);
-    let (text, _, _) = encoding.decode(&body);
-    Ok(Answer {
-        status,
-        headers,
-        text: text.into_owned(),
-    })
 }
 
 /// The encoding a Content-Type header names in its `charset` parameter.
