@@ -1,0 +1,397 @@
+//! The file kind (前置机 exchange folders): polls `<files>/<id>/<outbox>` for manifests, verifies
+//! each document's SHA-256 and size, takes it by idempotency key, moves it to `<files>/<id>/taken`
+//! and answers with receipt files in `<files>/<id>/<inbox>`.
+//!
+//! A manifest is only read once its data file was written (the client writes the manifest last).
+//! A repeat key gets a receipt with the existing receipt number and counts a duplicate. Files
+//! with a bad manifest or hash get a refusal receipt (the system's `not_accepted` code).
+
+mod package;
+mod receipt;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::catalogue::{FileSpec, KindSpec};
+use crate::charset;
+use crate::faults::FaultAction;
+use crate::progress::Transition;
+use crate::state::{Fleet, Received, Sink, SystemEntry};
+
+pub use package::open as open_package;
+pub use receipt::file_name as receipt_file_name;
+
+/// How often outboxes are looked at.
+pub const POLL_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    file: String,
+    sha256: String,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    case_id: Option<String>,
+    #[serde(default)]
+    materials: Vec<Material>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Material {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+}
+
+/// A receipt to write later (slow receipts).
+#[derive(Debug)]
+struct Delayed {
+    dir: PathBuf,
+    name: String,
+    bytes: Vec<u8>,
+    delay: Duration,
+}
+
+/// Polls every file system's outbox until shutdown.
+pub async fn run(fleet: Arc<Fleet>) {
+    loop {
+        tokio::select! {
+            () = fleet.shutdown.cancelled() => return,
+            () = tokio::time::sleep(POLL_EVERY) => {}
+        }
+        let scan_fleet = Arc::clone(&fleet);
+        let delayed = tokio::task::spawn_blocking(move || scan_all(&scan_fleet)).await;
+        for (entry, late) in delayed.unwrap_or_default() {
+            let fleet = Arc::clone(&fleet);
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = fleet.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(late.delay) => {}
+                }
+                write_counted(&entry, &late.dir, &late.name, &late.bytes);
+            });
+        }
+    }
+}
+
+/// The folder of one file system.
+pub fn system_dir(fleet: &Fleet, id: &str) -> PathBuf {
+    fleet.runtime.files_dir.join(id)
+}
+
+fn scan_all(fleet: &Fleet) -> Vec<(Arc<SystemEntry>, Delayed)> {
+    let mut delayed = Vec::new();
+    for entry in fleet.systems.values() {
+        let KindSpec::File(spec) = &entry.spec.kind else {
+            continue;
+        };
+        if entry.is_down() {
+            continue;
+        }
+        let outbox = system_dir(fleet, &entry.spec.id).join(&spec.outbox);
+        let Ok(listing) = std::fs::read_dir(&outbox) else {
+            continue;
+        };
+        let mut manifests: Vec<String> = listing
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".manifest.json"))
+            .collect();
+        manifests.sort();
+        for name in manifests {
+            if let Some(late) = take_file(fleet, entry, spec, &outbox, &name) {
+                delayed.push((Arc::clone(entry), late));
+            }
+        }
+    }
+    delayed
+}
+
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What a manifest's files turned out to be.
+struct Taken {
+    key: String,
+    body: String,
+    charset: String,
+    files: Vec<String>,
+}
+
+fn read_files(
+    outbox: &Path,
+    spec: &FileSpec,
+    system_charset: &str,
+    manifest_name: &str,
+) -> Result<Taken, (Vec<String>, String)> {
+    let mut files = vec![manifest_name.to_owned()];
+    let bytes = std::fs::read(outbox.join(manifest_name))
+        .map_err(|err| (files.clone(), format!("清单无法读取: {err}")))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|err| (files.clone(), format!("清单格式错误: {err}")))?;
+    if !safe_name(&manifest.file) {
+        return Err((files, format!("清单中的文件名非法: {:?}", manifest.file)));
+    }
+    files.push(manifest.file.clone());
+    let data = std::fs::read(outbox.join(&manifest.file)).map_err(|err| {
+        (
+            files.clone(),
+            format!("文件 {} 无法读取: {err}", manifest.file),
+        )
+    })?;
+    if !sha256_hex(&data).eq_ignore_ascii_case(manifest.sha256.trim()) {
+        return Err((
+            files,
+            format!("文件 {} 的 SHA-256 与清单不符", manifest.file),
+        ));
+    }
+    if let Some(size) = manifest.size
+        && size != data.len() as u64
+    {
+        return Err((files, format!("文件 {} 的大小与清单不符", manifest.file)));
+    }
+    for material in &manifest.materials {
+        let Some(file) = &material.file else { continue };
+        if !safe_name(file) {
+            return Err((files, format!("材料 {} 的文件名非法", material.name)));
+        }
+        files.push(file.clone());
+        let bytes = std::fs::read(outbox.join(file)).map_err(|err| {
+            (
+                files.clone(),
+                format!("材料 {} 无法读取: {err}", material.name),
+            )
+        })?;
+        if let Some(sha) = &material.sha256
+            && !sha256_hex(&bytes).eq_ignore_ascii_case(sha.trim())
+        {
+            return Err((
+                files,
+                format!("材料 {} 的 SHA-256 与清单不符", material.name),
+            ));
+        }
+    }
+    let key = manifest
+        .idempotency_key
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| (files.clone(), "清单缺少 idempotency_key".to_owned()))?;
+    let document = match &spec.sm4_key {
+        Some(key) => {
+            package::open(&data, key)
+                .map_err(|err| (files.clone(), format!("加密包无法打开: {err}")))?
+                .document
+        }
+        None => data,
+    };
+    let charset = charset::from_xml_declaration(&document).unwrap_or(system_charset.to_owned());
+    let body = charset::decode(&document, &charset).map_err(|err| (files.clone(), err))?;
+    tracing::debug!(case_id = ?manifest.case_id, "file taken");
+    Ok(Taken {
+        key,
+        body,
+        charset,
+        files,
+    })
+}
+
+fn take_file(
+    fleet: &Fleet,
+    entry: &Arc<SystemEntry>,
+    spec: &FileSpec,
+    outbox: &Path,
+    manifest_name: &str,
+) -> Option<Delayed> {
+    let stem = manifest_name.trim_end_matches(".manifest.json").to_owned();
+    let applied = entry.decide_faults();
+    let dir = system_dir(fleet, &entry.spec.id);
+    let inbox = dir.join(&spec.inbox);
+    let refused_code = entry
+        .spec
+        .codes
+        .get("not_accepted")
+        .or_else(|| entry.spec.codes.get("rejected"))
+        .cloned()
+        .unwrap_or_else(|| "99".to_owned());
+    let (files, key, receipt_no, code, message) = match read_files(
+        outbox,
+        spec,
+        &entry.spec.charset,
+        manifest_name,
+    ) {
+        Err((files, reason)) => {
+            let mut state = entry.lock();
+            state.counters.rejected += 1;
+            state.record(file_record(
+                None,
+                None,
+                &format!("rejected: {reason}"),
+                "",
+                String::new(),
+            ));
+            tracing::info!(system = %entry.spec.id, %stem, %reason, "file refused");
+            (files, String::new(), String::new(), refused_code, reason)
+        }
+        Ok(taken) => {
+            if let Some(FaultAction::Reject(_, reason)) = &applied.action {
+                let mut state = entry.lock();
+                state.counters.rejected += 1;
+                let outcome = format!("rejected: {reason}");
+                state.record(file_record(
+                    Some(&taken.key),
+                    None,
+                    &outcome,
+                    &taken.charset,
+                    taken.body,
+                ));
+                (
+                    taken.files,
+                    taken.key,
+                    String::new(),
+                    refused_code,
+                    reason.clone(),
+                )
+            } else {
+                let sink = Sink::FileReceipts { stem: stem.clone() };
+                let mut state = entry.lock();
+                let (index, new) = state.open_case(&entry.spec, &fleet.runtime, &taken.key, sink);
+                let case = state.cases[index].clone();
+                let outcome = if new { "accepted" } else { "duplicate" };
+                state.record(file_record(
+                    Some(&taken.key),
+                    Some(&case.receipt_no),
+                    outcome,
+                    &taken.charset,
+                    taken.body,
+                ));
+                let step = case.current().clone();
+                tracing::info!(system = %entry.spec.id, %stem, receipt = %case.receipt_no, new, "file taken");
+                (
+                    taken.files,
+                    taken.key,
+                    case.receipt_no,
+                    step.code,
+                    step.message,
+                )
+            }
+        }
+    };
+    let taken_dir = dir.join("taken");
+    if let Err(err) = std::fs::create_dir_all(&taken_dir) {
+        tracing::warn!(error = %err, "cannot create taken folder");
+    }
+    for file in files.iter().rev() {
+        let from = outbox.join(file);
+        if from.exists()
+            && let Err(err) = std::fs::rename(&from, taken_dir.join(file))
+        {
+            tracing::warn!(system = %entry.spec.id, file, error = %err, "cannot move taken file");
+        }
+    }
+    if applied.missing_receipts {
+        tracing::info!(system = %entry.spec.id, %stem, "receipt withheld by fault plan");
+        return None;
+    }
+    let name = receipt::file_name(&stem, 1);
+    let bytes = if applied.action == Some(FaultAction::Malformed) {
+        b"<Receipt><File>garbage".to_vec()
+    } else {
+        receipt::render(
+            &receipt::Receipt {
+                stem: &stem,
+                key: &key,
+                receipt_no: &receipt_no,
+                status_code: &code,
+                message: &message,
+            },
+            &spec.receipt_charset,
+        )
+    };
+    match applied.slow_receipts {
+        Some(delay) => Some(Delayed {
+            dir: inbox,
+            name,
+            bytes,
+            delay,
+        }),
+        None => {
+            write_counted(entry, &inbox, &name, &bytes);
+            None
+        }
+    }
+}
+
+fn file_record(
+    key: Option<&str>,
+    receipt_no: Option<&str>,
+    outcome: &str,
+    charset: &str,
+    body: String,
+) -> Received {
+    Received {
+        at: Timestamp::now(),
+        operation: "file".to_owned(),
+        idempotency_key: key.map(str::to_owned),
+        receipt_no: receipt_no.map(str::to_owned),
+        outcome: outcome.to_owned(),
+        charset: charset.to_owned(),
+        body,
+        headers: Default::default(),
+    }
+}
+
+fn write_counted(entry: &SystemEntry, dir: &Path, name: &str, bytes: &[u8]) {
+    match receipt::write_atomic(dir, name, bytes) {
+        Ok(()) => entry.lock().counters.receipts_written += 1,
+        Err(err) => {
+            tracing::warn!(system = %entry.spec.id, name, error = %err, "cannot write receipt");
+        }
+    }
+}
+
+/// Writes the receipt for a later status change of a file case.
+pub fn write_status_receipt(
+    fleet: &Fleet,
+    entry: &SystemEntry,
+    stem: &str,
+    transition: &Transition,
+) {
+    let KindSpec::File(spec) = &entry.spec.kind else {
+        return;
+    };
+    let bytes = receipt::render(
+        &receipt::Receipt {
+            stem,
+            key: &transition.key,
+            receipt_no: &transition.receipt_no,
+            status_code: &transition.step.code,
+            message: &transition.step.message,
+        },
+        &spec.receipt_charset,
+    );
+    let inbox = system_dir(fleet, &entry.spec.id).join(&spec.inbox);
+    write_counted(
+        entry,
+        &inbox,
+        &receipt::file_name(stem, transition.seq),
+        &bytes,
+    );
+}
