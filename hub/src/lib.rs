@@ -2,6 +2,15 @@
 //!
 //! - [`cli`]: the `yimen` command (check, catalog, route, map, serve, replay, due, demo).
 //! - [`store`]: the durable store (SQLite or PostgreSQL): cases, deliveries, leases, history.
+//! - [`server`]: `yimen serve` as a library (config, listener, shutdown); [`config`] its settings.
+//! - [`api`]: the HTTP API (intake, cases, systems, materials, dead letters, replay, jump).
+//! - [`dispatch`]: claims due deliveries under a lease and hands them to adapters.
+//! - [`lines`]: one adapter per catalogue system, with its limits and circuit breaker.
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod lines;
+pub mod server;
 pub mod store;

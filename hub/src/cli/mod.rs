@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand};
 
 mod catalog;
 mod check;
+mod due;
 mod map;
+mod replay;
 mod route;
+mod serve;
 
 /// Yimen (一门): the integration hub behind a one-stop government service hall.
 #[derive(Debug, Parser)]
@@ -36,6 +39,12 @@ enum Command {
     Route(route::Args),
     /// Prints the document a case renders to for one line system.
     Map(map::Args),
+    /// Prints the day a time limit of N working days from DATE falls due.
+    Due(due::Args),
+    /// Runs a node: HTTP API, intake and dispatcher.
+    Serve(serve::Args),
+    /// Puts dead deliveries back in the queue through a node's API.
+    Replay(replay::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -46,6 +55,9 @@ pub fn main() -> ExitCode {
         Command::Catalog(args) => catalog::run(args),
         Command::Route(args) => route::run(args),
         Command::Map(args) => map::run(args),
+        Command::Due(args) => due::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => code,

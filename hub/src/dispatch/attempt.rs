@@ -1,0 +1,148 @@
+//! One attempt of one claimed delivery, from the claim to the outcome the store records.
+//!
+//! - Jump systems: no document is sent; the delivery waits for the clerk (`awaiting_clerk`).
+//!   Tickets are issued when the clerk's browser asks (`GET /v1/cases/{id}/jump/{system}`), so
+//!   a ticket is never stale when the clerk arrives.
+//! - When the previous attempt was ambiguous, or a node died mid-attempt (`lease_expired`), the
+//!   line system is asked by idempotency key first: found → delivered with that receipt, not
+//!   found → sent again, lookup failed → retried later (never sent blind).
+//! - Otherwise the stored payload goes through the system's send path, and [`decide`] classifies
+//!   the answer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use yimen_adapters::{DeliveryOutcome, DeliveryRequest, MaterialFile, Payload};
+
+use super::decide::{AttemptContext, Health, decide, stored_receipt};
+use crate::lines::Line;
+use crate::store::{AttemptOutcome, ClaimedDelivery, Store};
+
+/// Previous outcomes after which the document may already be at the line system.
+const UNCERTAIN: [&str; 2] = ["ambiguous", "lease_expired"];
+
+/// Runs one attempt and decides what to record; the second value feeds the circuit breaker
+/// (`None` when the line system was not contacted).
+pub async fn run_attempt(
+    line: &Line,
+    claimed: &ClaimedDelivery,
+    store: &Arc<dyn Store>,
+) -> (AttemptOutcome, Option<Health>) {
+    let adapter = match &line.adapter {
+        Ok(adapter) => adapter,
+        Err(reason) => {
+            // Claims skip unavailable systems; reaching here means the catalogue changed.
+            let outcome = DeliveryOutcome::Retry {
+                after: None,
+                reason: format!("line system unavailable on this node: {reason}"),
+            };
+            return (classify(line, claimed, store, outcome).await.0, None);
+        }
+    };
+    if line.is_jump() {
+        return (
+            AttemptOutcome::AwaitingClerk {
+                excerpt: "waiting for the clerk: ticket issued when the clerk opens the jump link"
+                    .to_owned(),
+            },
+            None,
+        );
+    }
+    let (Some(sender), Some(deliver)) = (&line.sender, adapter.as_deliver()) else {
+        let outcome = DeliveryOutcome::Rejected {
+            reason: format!("adapter kind {} cannot deliver documents", line.kind),
+            excerpt: String::new(),
+        };
+        return (classify(line, claimed, store, outcome).await.0, None);
+    };
+
+    let uncertain = claimed
+        .previous_outcome
+        .as_deref()
+        .is_some_and(|p| UNCERTAIN.contains(&p));
+    if uncertain {
+        match deliver.find_by_key(&claimed.idempotency_key).await {
+            Ok(Some(receipt)) => {
+                tracing::info!(
+                    delivery = %claimed.lease.delivery_id,
+                    system = %line.id,
+                    "found at the line system after an uncertain attempt"
+                );
+                return (
+                    AttemptOutcome::Delivered(stored_receipt(receipt)),
+                    Some(Health::Answered),
+                );
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let outcome = DeliveryOutcome::Retry {
+                    after: None,
+                    reason: format!("lookup by idempotency key before resending failed: {error}"),
+                };
+                let (recorded, health) = classify(line, claimed, store, outcome).await;
+                return (recorded, Some(health));
+            }
+        }
+    }
+
+    let outcome = sender.send(request(claimed)).await;
+    tracing::debug!(
+        delivery = %claimed.lease.delivery_id,
+        system = %line.id,
+        attempt = claimed.lease.attempt,
+        outcome = outcome.name(),
+        "attempt finished"
+    );
+    let (recorded, health) = classify(line, claimed, store, outcome).await;
+    (recorded, Some(health))
+}
+
+async fn classify(
+    line: &Line,
+    claimed: &ClaimedDelivery,
+    store: &Arc<dyn Store>,
+    outcome: DeliveryOutcome,
+) -> (AttemptOutcome, Health) {
+    let now = Timestamp::now();
+    let created_at = match outcome {
+        // Only failures need the delivery's age; successes skip the read.
+        DeliveryOutcome::Delivered(_) | DeliveryOutcome::Rejected { .. } => now,
+        _ => match store.get_delivery(&claimed.lease.delivery_id).await {
+            Ok(Some(record)) => record.created_at,
+            Ok(None) | Err(_) => now,
+        },
+    };
+    let context = AttemptContext {
+        attempt: claimed.lease.attempt,
+        created_at,
+        now,
+    };
+    decide(outcome, context, &line.policy, &mut rand::rng())
+}
+
+/// The adapter request for a claimed delivery.
+pub fn request(claimed: &ClaimedDelivery) -> DeliveryRequest {
+    DeliveryRequest {
+        delivery_id: claimed.lease.delivery_id.clone(),
+        case_id: claimed.case_id.clone(),
+        attempt: claimed.lease.attempt,
+        idempotency_key: claimed.idempotency_key.clone(),
+        payload: Payload {
+            content_type: claimed.payload.content_type.clone(),
+            body: Bytes::from(claimed.payload.body.clone()),
+            extension: claimed.payload.extension.clone(),
+            fields: claimed.payload.fields.clone(),
+        },
+        materials: claimed
+            .materials
+            .iter()
+            .map(|m| MaterialFile {
+                name: m.name.clone(),
+                sha256: m.sha256.clone(),
+                path: PathBuf::from(&m.path),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,292 @@
+//! The dispatcher: one loop per node that claims due deliveries from the store under a lease and
+//! hands each to its line system's adapter.
+//!
+//! - Claims are capped per system by the free slots under `max_in_flight` and by the circuit
+//!   breaker (open: none; half-open: one probe), so nothing claimed waits long for a slot.
+//! - Each attempt renews its lease while it runs; its outcome goes to one completer task that
+//!   records outcomes in batches ([`Store::complete_many`]) and then announces the new states.
+//! - The loop wakes when intake stores a case ([`DispatchHandle::wake`]), when an attempt ends,
+//!   and every `poll_interval` (other nodes' cases, retries coming due).
+//!
+//! Invariants: nothing is sent that was not claimed under this node's lease; an outcome is only
+//! recorded while the lease is held (the store refuses otherwise); on shutdown no new claim is
+//! made and running attempts finish (or their leases expire and another node asks the line
+//! system by idempotency key before resending).
+
+mod attempt;
+mod breaker;
+mod decide;
+mod policy;
+mod sender;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use attempt::{request, run_attempt};
+pub use breaker::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
+pub use decide::{AttemptContext, Health, decide, stored_receipt};
+pub use policy::{Next, RetryPolicy};
+pub use sender::LineSender;
+
+use crate::config::DispatchConfig;
+use crate::lines::{Line, Lines};
+use crate::store::{ClaimCaps, ClaimedDelivery, Completion, DeliveryState, Store};
+
+/// A delivery changed state on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryEvent {
+    /// The delivery.
+    pub delivery_id: String,
+    /// Its case.
+    pub case_id: String,
+    /// Its new state.
+    pub state: DeliveryState,
+}
+
+/// Talks to a running dispatcher: wake it, listen to its state changes.
+#[derive(Debug, Clone)]
+pub struct DispatchHandle {
+    wake: Arc<Notify>,
+    events: broadcast::Sender<DeliveryEvent>,
+}
+
+impl Default for DispatchHandle {
+    fn default() -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+            events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl DispatchHandle {
+    /// Tells the dispatcher new deliveries are due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// State changes recorded from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DeliveryEvent> {
+        self.events.subscribe()
+    }
+
+    /// Announces a state change made outside the dispatcher (jump callbacks, replays).
+    pub fn announce(&self, event: DeliveryEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// A dispatcher's inputs.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The line systems.
+    pub lines: Arc<Lines>,
+    /// This node (lease owner).
+    pub node_id: String,
+    /// Settings.
+    pub config: DispatchConfig,
+    /// Shared with intake.
+    pub handle: DispatchHandle,
+}
+
+struct Finished {
+    completion: Completion,
+    case_id: String,
+}
+
+impl Dispatcher {
+    /// Runs the loop until `shutdown`, then lets running attempts finish.
+    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    async fn run(self, shutdown: CancellationToken) {
+        let (done_tx, done_rx) = mpsc::channel::<Finished>(self.config.claim_batch.max(16) * 4);
+        let completer = tokio::spawn(complete_loop(
+            self.store.clone(),
+            done_rx,
+            self.handle.clone(),
+        ));
+        let mut running = JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while running.try_join_next().is_some() {}
+            let claimed = self.claim_round().await;
+            let full = claimed.len() >= self.config.claim_batch;
+            for (line, delivery) in claimed {
+                running.spawn(attempt_task(
+                    self.store.clone(),
+                    line,
+                    delivery,
+                    self.config.lease,
+                    done_tx.clone(),
+                    self.handle.wake.clone(),
+                ));
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.handle.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+        tracing::info!(
+            running = running.len(),
+            "dispatcher stopping; letting attempts finish"
+        );
+        while running.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = completer.await;
+    }
+
+    /// Claims what the breakers and free slots allow; gives back unused probes.
+    async fn claim_round(&self) -> Vec<(Arc<Line>, ClaimedDelivery)> {
+        let mut caps = Vec::new();
+        let mut probes = Vec::new();
+        for line in self.lines.iter().filter(|l| l.is_available()) {
+            let free = line.free_slots();
+            if free == 0 {
+                continue;
+            }
+            match line.breaker.admit() {
+                Admission::Open => caps.push((line.id.clone(), free)),
+                Admission::Probe => {
+                    caps.push((line.id.clone(), 1));
+                    probes.push(line.clone());
+                }
+                Admission::Blocked => {}
+            }
+        }
+        if caps.is_empty() {
+            return Vec::new();
+        }
+        let caps = ClaimCaps::only(caps);
+        let claimed = match self
+            .store
+            .claim_due(
+                &self.node_id,
+                Timestamp::now(),
+                self.config.claim_batch,
+                self.config.lease,
+                &caps,
+            )
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(%error, "claiming due deliveries failed");
+                Vec::new()
+            }
+        };
+        for line in probes {
+            if !claimed.iter().any(|c| c.system_id == line.id) {
+                line.breaker.release_probe();
+            }
+        }
+        claimed
+            .into_iter()
+            .filter_map(|c| match self.lines.get(&c.system_id) {
+                Some(line) => Some((line.clone(), c)),
+                None => {
+                    tracing::error!(system = %c.system_id, "claimed a delivery of an unknown system");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+async fn attempt_task(
+    store: Arc<dyn Store>,
+    line: Arc<Line>,
+    claimed: ClaimedDelivery,
+    lease: std::time::Duration,
+    done: mpsc::Sender<Finished>,
+    wake: Arc<Notify>,
+) {
+    let slot = line.start_attempt();
+    let renew_every = lease / 3;
+    let (outcome, health) = {
+        let attempt = run_attempt(&line, &claimed, &store);
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                result = &mut attempt => break result,
+                () = tokio::time::sleep(renew_every) => {
+                    let until = Timestamp::now()
+                        .checked_add(lease)
+                        .unwrap_or(Timestamp::MAX);
+                    if let Err(error) = store.extend_lease(&claimed.lease, until).await {
+                        tracing::warn!(
+                            delivery = %claimed.lease.delivery_id,
+                            %error,
+                            "could not extend the lease; the attempt continues"
+                        );
+                    }
+                }
+            }
+        }
+    };
+    match health {
+        Some(Health::Answered) => line.breaker.on_success(),
+        Some(Health::Failed) if line.breaker.on_failure() => {
+            tracing::warn!(system = %line.id, "circuit breaker opened");
+        }
+        Some(Health::Failed) | None => {}
+    }
+    drop(slot);
+    let finished = Finished {
+        completion: Completion {
+            lease: claimed.lease,
+            outcome,
+        },
+        case_id: claimed.case_id,
+    };
+    if done.send(finished).await.is_err() {
+        tracing::error!("completer gone; the lease will expire and the delivery be reclaimed");
+    }
+    wake.notify_one();
+}
+
+async fn complete_loop(
+    store: Arc<dyn Store>,
+    mut done: mpsc::Receiver<Finished>,
+    handle: DispatchHandle,
+) {
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, 256).await > 0 {
+        let (items, cases): (Vec<Completion>, Vec<String>) =
+            batch.drain(..).map(|f| (f.completion, f.case_id)).unzip();
+        let ids: Vec<String> = items.iter().map(|c| c.lease.delivery_id.clone()).collect();
+        match store.complete_many(items, Timestamp::now()).await {
+            Ok(results) => {
+                for ((delivery_id, case_id), result) in ids.into_iter().zip(cases).zip(results) {
+                    match result {
+                        Ok(state) => handle.announce(DeliveryEvent {
+                            delivery_id,
+                            case_id,
+                            state,
+                        }),
+                        Err(error) => tracing::warn!(
+                            delivery = %delivery_id,
+                            %error,
+                            "outcome not recorded"
+                        ),
+                    }
+                }
+            }
+            Err(error) => tracing::error!(
+                %error,
+                deliveries = ids.len(),
+                "recording outcomes failed; their leases will expire and be reclaimed"
+            ),
+        }
+    }
+}
