@@ -8,7 +8,7 @@
 //!
 //! Invariant (established at load): every target is a system of the catalogue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -147,6 +147,7 @@ impl Routes {
     pub(crate) fn load(
         file: &SourceFile<'_>,
         systems: &BTreeMap<String, SystemSpec>,
+        broken: &BTreeSet<String>,
         errors: &mut Vec<LoadError>,
     ) -> Routes {
         let (table, syntax) = DeTable::parse_recoverable(file.text);
@@ -171,7 +172,7 @@ impl Routes {
                     for item in items {
                         match RawRoute::deserialize(ValueDeserializer::from(item)) {
                             Ok(raw) => {
-                                if let Some(route) = check(file, raw, systems, errors) {
+                                if let Some(route) = check(file, raw, systems, broken, errors) {
                                     routes.push(route);
                                 }
                             }
@@ -193,6 +194,7 @@ fn check(
     file: &SourceFile<'_>,
     raw: RawRoute,
     systems: &BTreeMap<String, SystemSpec>,
+    broken: &BTreeSet<String>,
     errors: &mut Vec<LoadError>,
 ) -> Option<Route> {
     let before = errors.len();
@@ -227,6 +229,9 @@ fn check(
         errors.push(file.error(&raw.matter.span(), "route has no targets"));
     }
     for target in &raw.targets {
+        if broken.contains(target.get_ref()) {
+            continue;
+        }
         if !systems.contains_key(target.get_ref()) {
             errors.push(file.error(
                 &target.span(),

@@ -55,9 +55,9 @@ impl FieldCompiler<'_> {
                     field.to
                 );
                 self.error(&to_span, message);
-            } else {
-                seen.insert(key, self.file.locate(to_span.start).0);
+                continue;
             }
+            seen.insert(key, self.file.locate(to_span.start).0);
             if field.target.attribute.is_none() {
                 leaves.push((field.target.elements.clone(), to_span.clone()));
             }
@@ -400,8 +400,8 @@ impl FieldCompiler<'_> {
                 return None;
             }
         };
-        let probe = jiff::civil::date(2026, 1, 2).at(3, 4, 5, 0);
-        if let Err(e) = jiff::fmt::strtime::format(pattern.get_ref().as_bytes(), probe) {
+        let probe = jiff::civil::date(2026, 1, 2).at(3, 4, 5, 0).to_zoned(TimeZone::UTC);
+        if let Err(e) = probe.and_then(|p| jiff::fmt::strtime::format(pattern.get_ref().as_bytes(), &p)) {
             let message = format!("bad date_format {:?}: {e}", pattern.get_ref());
             self.error(&pattern.span(), message);
             return None;

@@ -88,8 +88,14 @@ impl<'a> SourceFile<'a> {
 
     /// An error from the TOML parser or deserializer.
     pub fn toml_error(&self, error: &toml::de::Error) -> LoadError {
-        let offset = error.span().map_or(0, |s| s.start);
-        self.error_at(offset, error.message().trim_end().trim_end_matches('.'))
+        let message = error.message().trim_end().trim_end_matches('.');
+        match error.span() {
+            Some(span) => self.error_at(span.start, message),
+            None if message.contains("recursion") => {
+                self.error_at(0, format!("{message}: tables or arrays nested too deep"))
+            }
+            None => self.error_at(0, message),
+        }
     }
 
     /// The offset of a character inside a string value, when the value is written without

@@ -2,7 +2,7 @@
 //! code tables, systems and routes, and the checks that span files (duplicate ids, route
 //! targets).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,12 +40,17 @@ pub(crate) fn load_dir(dir: &Path) -> Loaded {
     }
     paths.sort();
     let mut systems: BTreeMap<String, SystemSpec> = BTreeMap::new();
+    // Ids of files that exist but did not load: routes naming them get no second error.
+    let mut broken: BTreeSet<String> = BTreeSet::new();
     for path in paths {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let Some(text) = read_text(&path, &mut errors) else {
+            broken.insert(stem);
             continue;
         };
         let file = SourceFile::new(&path, &text);
         let Some((spec, id_offset)) = system::load(&file, &tree, &tables, &mut errors) else {
+            broken.insert(stem);
             continue;
         };
         if let Some(existing) = systems.get(&spec.id) {
@@ -63,7 +68,7 @@ pub(crate) fn load_dir(dir: &Path) -> Loaded {
     let routes = match read_text(&routes_path, &mut errors) {
         Some(text) => {
             let file = SourceFile::new(&routes_path, &text);
-            Routes::load(&file, &systems, &mut errors)
+            Routes::load(&file, &systems, &broken, &mut errors)
         }
         None => Routes::default(),
     };

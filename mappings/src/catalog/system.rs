@@ -23,8 +23,21 @@ const SECTIONS: &str = "format, system, adapter, document, field, status, exampl
 const HALL_APPLICANTS: [&str; 2] = ["natural_person", "legal_person"];
 const HALL_LEVELS: [&str; 4] = ["town", "district", "city", "province"];
 
-/// Parses and checks one system file; returns the spec and the offset of its id.
+/// Parses and checks one system file; returns the spec and the offset of its id. Problems are
+/// added to `errors` in file order.
 pub(crate) fn load(
+    file: &SourceFile<'_>,
+    tree: &PathNode,
+    tables: &CodeTables,
+    errors: &mut Vec<LoadError>,
+) -> Option<(SystemSpec, usize)> {
+    let start = errors.len();
+    let loaded = load_unsorted(file, tree, tables, errors);
+    errors[start..].sort_by_key(|e| (e.line, e.column));
+    loaded
+}
+
+fn load_unsorted(
     file: &SourceFile<'_>,
     tree: &PathNode,
     tables: &CodeTables,
@@ -33,7 +46,9 @@ pub(crate) fn load(
     let start = errors.len();
     let (table, syntax) = DeTable::parse_recoverable(file.text);
     if !syntax.is_empty() {
-        errors.extend(syntax.iter().map(|e| file.toml_error(e)));
+        let mut located: Vec<LoadError> = syntax.iter().map(|e| file.toml_error(e)).collect();
+        located.dedup();
+        errors.extend(located);
         return None;
     }
     let mut sections = Sections::default();
@@ -81,8 +96,9 @@ pub(crate) fn load(
         code_tables: tables,
         errors: Vec::new(),
     };
+    let had_fields = sections.fields.is_some();
     let fields = compiler.fields(sections.fields.unwrap_or_default(), tree);
-    if fields.is_empty() && compiler.errors.is_empty() {
+    if !had_fields {
         errors.push(file.error_at(0, "no [[field]]: a mapping writes at least one field"));
     }
     errors.extend(compiler.errors);
