@@ -10,20 +10,23 @@
 //! - [`settings`]: the shared settings every kind takes (timeouts, concurrency, rate limit) and
 //!   secret references (`{ env = "…" }`, `{ file = "…" }`), never inline secrets.
 //! - Built-in kinds, one folder each: [`rest`], [`soap`], [`file`], [`jump`].
-//! - [`conformance`]: the suite every adapter kind must pass.
+//! - `conformance` (feature `conformance`): the suite every adapter kind must pass, public so
+//!   integrators run it on their own kinds.
+//! - [`xml`]: the one hardened XML reader; [`excerpt`]: capped, masked answer excerpts.
 //!
 //! Invariants: no adapter logs a secret or unmasked personal data; every delivery sends the
 //! request's idempotency key; a timeout is always a [`DeliveryOutcome::Retry`] or
 //! [`DeliveryOutcome::Ambiguous`], never a hang.
 
 mod adapter;
+#[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod excerpt;
 pub mod file;
+mod http;
 pub mod jump;
 mod outcome;
 pub mod registry;
-pub mod excerpt;
-mod http;
 pub mod rest;
 pub mod settings;
 pub mod soap;
@@ -37,3 +40,4 @@ pub use outcome::{DeliveryOutcome, Receipt};
 pub use registry::{
     AdapterFactory, AdapterKind, AdapterRegistry, BuildError, SettingsError, SettingsSource,
 };
+pub use settings::{Limits, Secret, SecretRef};

@@ -155,6 +155,14 @@ impl<K: AdapterKind> KindFactory<K> {
     }
 }
 
+/// Parses and validates the `[adapter]` table of a mapping file for kind `K` (no I/O): its limits
+/// and typed settings, or every problem located in the file.
+pub fn parse_settings<K: AdapterKind>(
+    source: SettingsSource<'_>,
+) -> Result<(Limits, K::Settings), Vec<SettingsError>> {
+    KindFactory::<K>::parse(source)
+}
+
 impl<K: AdapterKind> AdapterFactory for KindFactory<K> {
     fn kind(&self) -> &'static str {
         K::NAME

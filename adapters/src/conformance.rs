@@ -1,1 +1,0 @@
-//! Work in progress: see the crate map in lib.rs.
