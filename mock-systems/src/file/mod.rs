@@ -1,8 +1,10 @@
 //! The file kind (前置机 exchange folders): polls `<files>/<id>/<outbox>` for manifests, verifies
-//! each document's SHA-256 and size, takes it by idempotency key, moves it to `<files>/<id>/taken`
-//! and answers with receipt files in `<files>/<id>/<inbox>`.
+//! each document's SHA-256 and size, takes it by idempotency key and answers with receipt files in
+//! `<files>/<id>/<inbox>`.
 //!
-//! A manifest is only read once its data file was written (the client writes the manifest last).
+//! Taken files stay in the outbox (the client may look there for a manifest by key); a marker
+//! `<files>/<id>/.taken/<manifest>` makes each manifest taken once, across restarts too. A
+//! manifest is only read once its data file was written (the client writes the manifest last).
 //! A repeat key gets a receipt with the existing receipt number and counts a duplicate. Files
 //! with a bad manifest or hash get a refusal receipt (the system's `not_accepted` code).
 
@@ -25,6 +27,9 @@ use crate::state::{Fleet, Received, Sink, SystemEntry};
 
 pub use package::open as open_package;
 pub use receipt::file_name as receipt_file_name;
+
+/// Folder (under `<files>/<id>`) of the markers of manifests already taken.
+pub const TAKEN_MARKERS: &str = ".taken";
 
 /// How often outboxes are looked at.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -102,9 +107,10 @@ fn scan_all(fleet: &Fleet) -> Vec<(Arc<SystemEntry>, Delayed)> {
         let Ok(listing) = std::fs::read_dir(&outbox) else {
             continue;
         };
+        let markers = system_dir(fleet, &entry.spec.id).join(TAKEN_MARKERS);
         let mut manifests: Vec<String> = listing
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| name.ends_with(".manifest.json"))
+            .filter(|name| name.ends_with(".manifest.json") && !markers.join(name).exists())
             .collect();
         manifests.sort();
         for name in manifests {
@@ -294,17 +300,11 @@ fn take_file(
             }
         }
     };
-    let taken_dir = dir.join("taken");
-    if let Err(err) = std::fs::create_dir_all(&taken_dir) {
-        tracing::warn!(error = %err, "cannot create taken folder");
-    }
-    for file in files.iter().rev() {
-        let from = outbox.join(file);
-        if from.exists()
-            && let Err(err) = std::fs::rename(&from, taken_dir.join(file))
-        {
-            tracing::warn!(system = %entry.spec.id, file, error = %err, "cannot move taken file");
-        }
+    let markers = dir.join(TAKEN_MARKERS);
+    let marked = std::fs::create_dir_all(&markers)
+        .and_then(|()| std::fs::write(markers.join(manifest_name), files.join("\n")));
+    if let Err(err) = marked {
+        tracing::warn!(system = %entry.spec.id, %stem, error = %err, "cannot mark manifest taken");
     }
     if applied.missing_receipts {
         tracing::info!(system = %entry.spec.id, %stem, "receipt withheld by fault plan");

@@ -231,7 +231,11 @@ pub fn handle(
         let xml = submit(fleet, entry, spec, &call, body_charset, headers);
         answerer.result(&method, &xml)
     } else if method == spec.query_method {
-        let receipts = call.params.get("receiptNos").cloned().unwrap_or_default();
+        let receipts = call
+            .params
+            .get(&spec.receipts_param)
+            .cloned()
+            .unwrap_or_default();
         let mut state = entry.lock();
         state.counters.status_queries += 1;
         let items: String = receipts

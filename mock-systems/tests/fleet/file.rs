@@ -76,10 +76,10 @@ async fn plain_file_round_trip_with_status_receipts() {
     assert_eq!(tag(&text, "StatusCode"), "09");
     assert_eq!(tag(&text, "ReceiptNo"), receipt_no);
     assert!(
-        !dir.join("outbox/case-1_1_abcd1234.manifest.json").exists(),
-        "taken files leave the outbox"
+        dir.join("outbox/case-1_1_abcd1234.manifest.json").exists(),
+        "taken files stay in the outbox"
     );
-    assert!(dir.join("taken/case-1_1_abcd1234.xml").exists());
+    assert!(dir.join(".taken/case-1_1_abcd1234.manifest.json").exists());
     let docs = fleet.received("F01").await;
     assert_eq!(docs[0]["body"], DOC, "decoded from GB18030");
 

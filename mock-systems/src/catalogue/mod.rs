@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::secret::{Secret, SecretRef};
+
+mod raw;
+use raw::{RawFile, RawFileKind, RawJump, RawRest, RawSoap};
 
 /// Adapter kinds this mock serves; an unknown kind's error lists them.
 pub const KNOWN_KINDS: [&str; 4] = ["rest", "soap", "file", "jump"];
@@ -145,6 +147,8 @@ pub struct SoapSpec {
     pub doc_param: String,
     /// Idempotency key parameter name.
     pub key_param: String,
+    /// Parameter of QueryStatus holding comma-separated receipt numbers.
+    pub receipts_param: String,
     /// The shared secret.
     pub secret: Option<Secret>,
     /// WS-Security UsernameToken (username, password), when configured.
@@ -173,208 +177,6 @@ pub struct JumpSpec {
     pub algorithm: String,
     /// The system key.
     pub key: Secret,
-}
-
-#[derive(Deserialize)]
-struct RawFile {
-    system: RawSystem,
-    adapter: RawAdapter,
-    #[serde(default)]
-    document: RawDocument,
-    #[serde(default)]
-    status: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct RawSystem {
-    id: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct RawAdapter {
-    kind: String,
-    #[serde(default)]
-    settings: toml::Table,
-}
-
-#[derive(Deserialize, Default)]
-struct RawDocument {
-    #[serde(default)]
-    charset: Option<String>,
-}
-
-fn default_string(value: &str) -> String {
-    value.to_owned()
-}
-
-#[derive(Deserialize)]
-struct RawRest {
-    #[serde(default = "d_deliver")]
-    deliver_path: String,
-    #[serde(default = "d_lookup")]
-    lookup_path: String,
-    #[serde(default = "d_status")]
-    status_path: String,
-    #[serde(default = "d_idem")]
-    idempotency_header: String,
-    #[serde(default = "d_receipt_ptr")]
-    receipt_pointer: String,
-    #[serde(default = "d_status_ptr")]
-    status_pointer: String,
-    #[serde(default)]
-    callback: bool,
-    #[serde(default)]
-    headers: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    auth: Option<RawRestAuth>,
-}
-
-fn d_deliver() -> String {
-    default_string("/api/cases")
-}
-fn d_lookup() -> String {
-    default_string("/api/cases/by-key")
-}
-fn d_status() -> String {
-    default_string("/api/cases/status")
-}
-fn d_idem() -> String {
-    default_string("Idempotency-Key")
-}
-fn d_receipt_ptr() -> String {
-    default_string("/data/receiptNo")
-}
-fn d_status_ptr() -> String {
-    default_string("/data/status")
-}
-
-#[derive(Deserialize)]
-struct RawRestAuth {
-    #[serde(default = "d_mode")]
-    mode: String,
-    #[serde(default = "d_api_header")]
-    header: String,
-    #[serde(default)]
-    secret: Option<SecretRef>,
-    #[serde(default = "d_token_path")]
-    token_path: String,
-    #[serde(default)]
-    client_id: Option<String>,
-}
-
-fn d_mode() -> String {
-    default_string("none")
-}
-fn d_api_header() -> String {
-    default_string("X-Api-Key")
-}
-fn d_token_path() -> String {
-    default_string("/oauth/token")
-}
-
-#[derive(Deserialize)]
-struct RawSoap {
-    #[serde(default = "d_soap_path")]
-    path: String,
-    #[serde(default = "d_soap_version")]
-    version: toml::Value,
-    #[serde(default = "d_ns")]
-    namespace: String,
-    #[serde(default = "d_submit")]
-    submit_method: String,
-    #[serde(default = "d_query")]
-    query_method: String,
-    #[serde(default = "d_lookup_m")]
-    lookup_method: String,
-    #[serde(default = "d_secret_param")]
-    secret_param: String,
-    #[serde(default = "d_doc_param")]
-    doc_param: String,
-    #[serde(default = "d_key_param")]
-    key_param: String,
-    #[serde(default)]
-    secret: Option<SecretRef>,
-    #[serde(default)]
-    ws_security: Option<RawWsSecurity>,
-}
-
-#[derive(Deserialize)]
-struct RawWsSecurity {
-    username: String,
-    password: SecretRef,
-}
-
-fn d_soap_path() -> String {
-    default_string("/Service.asmx")
-}
-fn d_soap_version() -> toml::Value {
-    toml::Value::String("1.1".to_owned())
-}
-fn d_ns() -> String {
-    default_string("http://tempuri.org/")
-}
-fn d_submit() -> String {
-    default_string("SubmitCase")
-}
-fn d_query() -> String {
-    default_string("QueryStatus")
-}
-fn d_lookup_m() -> String {
-    default_string("QueryByKey")
-}
-fn d_secret_param() -> String {
-    default_string("token")
-}
-fn d_doc_param() -> String {
-    default_string("xmlDoc")
-}
-fn d_key_param() -> String {
-    default_string("bizSerialNo")
-}
-
-#[derive(Deserialize)]
-struct RawFileKind {
-    #[serde(default = "d_outbox")]
-    outbox: String,
-    #[serde(default = "d_inbox")]
-    inbox: String,
-    #[serde(default = "d_receipt_charset")]
-    receipt_charset: String,
-    #[serde(default = "d_package")]
-    package: String,
-    #[serde(default)]
-    package_key: Option<SecretRef>,
-}
-
-fn d_outbox() -> String {
-    default_string("outbox")
-}
-fn d_inbox() -> String {
-    default_string("inbox")
-}
-fn d_receipt_charset() -> String {
-    default_string("gb18030")
-}
-fn d_package() -> String {
-    default_string("plain")
-}
-
-#[derive(Deserialize)]
-struct RawJump {
-    #[serde(default = "d_entry")]
-    entry_path: String,
-    #[serde(default = "d_alg")]
-    algorithm: String,
-    key: SecretRef,
-}
-
-fn d_entry() -> String {
-    default_string("/jump")
-}
-fn d_alg() -> String {
-    default_string("hmac-sha256")
 }
 
 /// Fallback raw codes for a system whose file has no `[status]` table.
@@ -442,6 +244,7 @@ fn load_file(path: &Path, mappings_dir: &Path) -> Result<SystemSpec, String> {
     let text = std::fs::read_to_string(path).map_err(|err| format!("unreadable: {err}"))?;
     let raw: RawFile = toml::from_str(&text).map_err(|err| err.to_string())?;
     let resolve = |r: &SecretRef| r.resolve(mappings_dir);
+    let mut charset = raw.document.charset.unwrap_or_else(|| "utf-8".to_owned());
     let kind = match raw.adapter.kind.as_str() {
         "rest" => KindSpec::Rest(rest_spec(settings(raw.adapter.settings, "rest")?, resolve)?),
         "soap" => {
@@ -460,6 +263,9 @@ fn load_file(path: &Path, mappings_dir: &Path) -> Result<SystemSpec, String> {
                     "soap version must be \"1.1\" or \"1.2\", not {version}"
                 ));
             }
+            if let Some(envelope_charset) = &s.charset {
+                charset.clone_from(envelope_charset);
+            }
             KindSpec::Soap(SoapSpec {
                 path: s.path,
                 version,
@@ -470,6 +276,7 @@ fn load_file(path: &Path, mappings_dir: &Path) -> Result<SystemSpec, String> {
                 secret_param: s.secret_param,
                 doc_param: s.doc_param,
                 key_param: s.key_param,
+                receipts_param: s.receipts_param,
                 secret: s.secret.as_ref().map(resolve).transpose()?,
                 ws_security: match s.ws_security {
                     Some(ws) => Some((ws.username, resolve(&ws.password)?)),
@@ -539,7 +346,7 @@ fn load_file(path: &Path, mappings_dir: &Path) -> Result<SystemSpec, String> {
     Ok(SystemSpec {
         id: raw.system.id,
         name: raw.system.name,
-        charset: raw.document.charset.unwrap_or_else(|| "utf-8".to_owned()),
+        charset,
         codes,
         kind,
     })
