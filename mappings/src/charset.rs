@@ -65,7 +65,8 @@ impl Charset {
         let text = c.encode_utf8(&mut utf8);
         let mut out = [0u8; 8];
         let mut encoder = self.encoding().new_encoder();
-        let (result, _, written) = encoder.encode_from_utf8_without_replacement(text, &mut out, true);
+        let (result, _, written) =
+            encoder.encode_from_utf8_without_replacement(text, &mut out, true);
         if !matches!(result, EncoderResult::InputEmpty) {
             return false;
         }
@@ -96,7 +97,8 @@ impl Charset {
             .max_buffer_length_from_utf8_without_replacement(text.len())
             .unwrap_or(text.len().saturating_mul(4));
         let mut out = vec![0u8; capacity];
-        let (result, _, written) = encoder.encode_from_utf8_without_replacement(text, &mut out, true);
+        let (result, _, written) =
+            encoder.encode_from_utf8_without_replacement(text, &mut out, true);
         match result {
             EncoderResult::InputEmpty => {
                 out.truncate(written);
@@ -144,6 +146,9 @@ mod tests {
             Some(vec![0x95, 0x32, 0x82, 0x36])
         );
         assert_eq!(Charset::Gb18030.encode("\u{E5E5}"), Err('\u{E5E5}'));
-        assert_eq!(Charset::Utf8.encode("䶮").ok(), Some("䶮".as_bytes().to_vec()));
+        assert_eq!(
+            Charset::Utf8.encode("䶮").ok(),
+            Some("䶮".as_bytes().to_vec())
+        );
     }
 }

@@ -160,13 +160,18 @@ impl Routes {
             match key.get_ref().as_ref() {
                 "format" => {
                     if !matches!(value.get_ref(), DeValue::Integer(i) if i.as_str() == "1") {
-                        errors.push(file.error(&value.span(), "unsupported format; this version reads format = 1"));
+                        errors.push(file.error(
+                            &value.span(),
+                            "unsupported format; this version reads format = 1",
+                        ));
                     }
                 }
                 "route" => {
                     let span = value.span();
                     let DeValue::Array(items) = value.into_inner() else {
-                        errors.push(file.error(&span, "`route` must be an array of tables ([[route]])"));
+                        errors.push(
+                            file.error(&span, "`route` must be an array of tables ([[route]])"),
+                        );
                         continue;
                     };
                     for item in items {
@@ -223,7 +228,10 @@ fn check(
         }
     }
     if raw.regions.as_ref().is_some_and(Vec::is_empty) {
-        errors.push(file.error(&raw.matter.span(), "`regions = []` matches nowhere; leave it out to mean anywhere"));
+        errors.push(file.error(
+            &raw.matter.span(),
+            "`regions = []` matches nowhere; leave it out to mean anywhere",
+        ));
     }
     if raw.targets.is_empty() {
         errors.push(file.error(&raw.matter.span(), "route has no targets"));
@@ -235,7 +243,11 @@ fn check(
         if !systems.contains_key(target.get_ref()) {
             errors.push(file.error(
                 &target.span(),
-                format!("unknown system `{}` (no systems/<level>/{}.toml)", target.get_ref(), target.get_ref()),
+                format!(
+                    "unknown system `{}` (no systems/<level>/{}.toml)",
+                    target.get_ref(),
+                    target.get_ref()
+                ),
             ));
         }
     }
@@ -243,8 +255,14 @@ fn check(
         matter: raw.matter.into_inner(),
         name: raw.name,
         applicant,
-        regions: raw.regions.map(|rs| rs.into_iter().map(toml::Spanned::into_inner).collect()),
-        targets: raw.targets.into_iter().map(toml::Spanned::into_inner).collect(),
+        regions: raw
+            .regions
+            .map(|rs| rs.into_iter().map(toml::Spanned::into_inner).collect()),
+        targets: raw
+            .targets
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .collect(),
         time_limit_days: raw.time_limit_days,
     })
 }

@@ -96,7 +96,9 @@ impl fmt::Display for CaseState {
 
 /// A state name that is not one of the hub's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown state {0:?}; expected one of: received, accepted, in_review, supplement_required, approved, rejected, not_accepted, withdrawn")]
+#[error(
+    "unknown state {0:?}; expected one of: received, accepted, in_review, supplement_required, approved, rejected, not_accepted, withdrawn"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for CaseState {

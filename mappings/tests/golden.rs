@@ -1,6 +1,8 @@
 //! Runs every golden example of every mapping file: the repository's catalogue (`mappings/`,
 //! once it has systems) and the fixture catalogue the engine's own tests use.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
+
 use std::path::{Path, PathBuf};
 
 use yimen_mappings::catalog::Catalog;
@@ -13,7 +15,11 @@ fn run(dir: &Path) -> usize {
     let failures = catalog.run_examples();
     if !failures.is_empty() {
         let report: Vec<String> = failures.iter().map(ToString::to_string).collect();
-        panic!("{} golden examples failed:\n\n{}", failures.len(), report.join("\n\n"));
+        panic!(
+            "{} golden examples failed:\n\n{}",
+            failures.len(),
+            report.join("\n\n")
+        );
     }
     let examples = catalog.example_count();
     eprintln!(

@@ -1,5 +1,7 @@
 //! Hostile or broken input to the loader: clear located errors, never a panic or a hang.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
+
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -22,7 +24,11 @@ fn errors_of(dir: &Path) -> Vec<String> {
         Ok(_) => Vec::new(),
         Err(errors) => {
             let prefix = format!("{}/", dir.display());
-            errors.0.iter().map(|e| e.to_string().replace(&prefix, "")).collect()
+            errors
+                .0
+                .iter()
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect()
         }
     }
 }
@@ -37,7 +43,9 @@ fn a_50_mb_file_is_refused_before_parsing() {
     std::fs::write(dir.path().join("routes.toml"), "").unwrap();
     assert_eq!(
         errors_of(dir.path()),
-        ["systems/city/F02.toml:1:1: file is 52428800 bytes; mapping files are limited to 4194304 bytes"]
+        [
+            "systems/city/F02.toml:1:1: file is 52428800 bytes; mapping files are limited to 4194304 bytes"
+        ]
     );
 }
 
@@ -53,17 +61,30 @@ fn invalid_utf8_is_located() {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
-    let deep = format!("{BASE}\n[x]\ny = {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "{BASE}\n[x]\ny = {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let errors = load_one("F02", deep.as_bytes());
     assert!(!errors.is_empty());
-    assert!(errors[0].starts_with("systems/city/F02.toml:"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("systems/city/F02.toml:"),
+        "{errors:?}"
+    );
 
     let mut items = format!("{BASE}\n[[field]]\nto = \"A\"\neach = \"materials\"\n");
     for depth in 1..200 {
-        items.push_str(&format!("[[field{}]]\nto = \"B\"\neach = \"x\"\n", ".item".repeat(depth)));
+        items.push_str(&format!(
+            "[[field{}]]\nto = \"B\"\neach = \"x\"\n",
+            ".item".repeat(depth)
+        ));
     }
     let errors = load_one("F02", items.as_bytes());
-    assert!(errors.iter().any(|e| e.contains("nested too deep")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("nested too deep")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -73,18 +94,39 @@ fn wrong_types_everywhere_are_reported() {
         .replace("shape = \"json\"", "shape = [\"json\"]")
         .replace("required = true", "required = \"yes\"");
     let errors = load_one("F02", text.as_bytes());
-    assert!(errors.iter().any(|e| e.contains(":9:11: invalid type: integer `2026`, expected a string")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains(":15:9: wanted string or table")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("invalid type: string \"yes\", expected a boolean")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(":9:11: invalid type: integer `2026`, expected a string")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(":15:9: wanted string or table")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("invalid type: string \"yes\", expected a boolean")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn malformed_toml_is_located() {
     let errors = load_one("F02", b"format = 1\n[system\nid = \"F02\"\n");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("systems/city/F02.toml:2:"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("systems/city/F02.toml:2:"),
+        "{errors:?}"
+    );
     let errors = load_one("F02", b"format = 1\nformat = 1\n");
-    assert!(errors[0].starts_with("systems/city/F02.toml:2:1: "), "{errors:?}");
+    assert!(
+        errors[0].starts_with("systems/city/F02.toml:2:1: "),
+        "{errors:?}"
+    );
 }
 
 /// Mutations of a valid file: byte flips, truncations, deletions and insertions of TOML
@@ -93,7 +135,12 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
     let base = BASE.as_bytes().to_vec();
     let len = base.len();
     prop::collection::vec(
-        (0..len, prop::sample::select(vec![b'[', b']', b'{', b'}', b'"', b'\'', b'=', b'\n', b'.', b'#', 0xFF, b'x', b'1'])),
+        (
+            0..len,
+            prop::sample::select(vec![
+                b'[', b']', b'{', b'}', b'"', b'\'', b'=', b'\n', b'.', b'#', 0xFF, b'x', b'1',
+            ]),
+        ),
         1..8,
     )
     .prop_flat_map(move |edits| {

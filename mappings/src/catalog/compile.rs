@@ -48,7 +48,10 @@ impl FieldCompiler<'_> {
             let Some(field) = self.field(raw, span, root) else {
                 continue;
             };
-            let key = (field.target.elements.clone(), field.target.attribute.clone());
+            let key = (
+                field.target.elements.clone(),
+                field.target.attribute.clone(),
+            );
             if let Some(line) = seen.get(&key) {
                 let message = format!(
                     "target `{}` is already written by the field at line {line}",
@@ -96,15 +99,24 @@ impl FieldCompiler<'_> {
         }
         if sources.len() != 1 {
             let message = if sources.is_empty() {
-                format!("field `{to}` has no source; give exactly one of from, value, template, each")
+                format!(
+                    "field `{to}` has no source; give exactly one of from, value, template, each"
+                )
             } else {
-                format!("field `{to}` has {} sources ({}); give exactly one", sources.len(), sources.join(", "))
+                format!(
+                    "field `{to}` has {} sources ({}); give exactly one",
+                    sources.len(),
+                    sources.join(", ")
+                )
             };
             self.error(&span, message);
             return None;
         }
         if raw.each.is_none() && !raw.item.is_empty() {
-            self.error(&span, format!("field `{to}` has `item` fields but no `each` list"));
+            self.error(
+                &span,
+                format!("field `{to}` has `item` fields but no `each` list"),
+            );
         }
         let when = raw.when.and_then(|w| self.when(w, root));
         let unencodable = match raw.unencodable {
@@ -138,7 +150,10 @@ impl FieldCompiler<'_> {
         };
         let derive = raw.derive.inspect(|d| {
             if !matches!(source, Source::From(_)) {
-                self.error(&d.span(), "`derive` needs `from` (a resident ID number path)");
+                self.error(
+                    &d.span(),
+                    "`derive` needs `from` (a resident ID number path)",
+                );
             }
         });
         let date = self.date_format(raw.date_format, raw.timezone, derive.as_ref());
@@ -171,20 +186,32 @@ impl FieldCompiler<'_> {
         root: &PathNode,
     ) -> Option<Field> {
         if matches!(self.shape, Shape::Csv | Shape::Form) {
-            self.error(&each.span(), format!("`each` needs the json or xml shape, not {}", self.shape));
+            self.error(
+                &each.span(),
+                format!("`each` needs the json or xml shape, not {}", self.shape),
+            );
             return None;
         }
         if target.attribute.is_some() {
-            self.error(&each.span(), "an `each` target must be an element, not an attribute");
+            self.error(
+                &each.span(),
+                "an `each` target must be an element, not an attribute",
+            );
         }
         if items.is_empty() {
-            self.error(&span, format!("field `{to}` has `each` but no `[[field.item]]` fields"));
+            self.error(
+                &span,
+                format!("field `{to}` has `each` but no `[[field.item]]` fields"),
+            );
         }
         let item_root = match root.resolve(each.get_ref()) {
             Ok(PathNode::Array(item)) => (**item).clone(),
             Ok(PathNode::Any) => PathNode::Any,
             Ok(_) => {
-                let message = format!("`each` needs a list, but case path `{}` is not one", each.get_ref());
+                let message = format!(
+                    "`each` needs a list, but case path `{}` is not one",
+                    each.get_ref()
+                );
                 self.error(&each.span(), message);
                 PathNode::Any
             }
@@ -236,7 +263,10 @@ impl FieldCompiler<'_> {
             _ => None,
         };
         if self.shape == Shape::Json && attribute.is_some() {
-            self.error(&span, format!("target `{text}`: attributes (`@…`) exist only in the xml shape"));
+            self.error(
+                &span,
+                format!("target `{text}`: attributes (`@…`) exist only in the xml shape"),
+            );
             return None;
         }
         let names = elements.iter().chain(attribute.iter());
@@ -264,13 +294,19 @@ impl FieldCompiler<'_> {
             None => (None, name),
         };
         if let Some(prefix) = prefix
-            && prefix != "xml" && !self.prefixes.contains(prefix) {
-                let declared: Vec<&str> = self.prefixes.iter().map(String::as_str).collect();
-                return Some(format!(
-                    "namespace prefix `{prefix}` is not declared in [document] namespaces (declared: {})",
-                    if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
-                ));
-            }
+            && prefix != "xml"
+            && !self.prefixes.contains(prefix)
+        {
+            let declared: Vec<&str> = self.prefixes.iter().map(String::as_str).collect();
+            return Some(format!(
+                "namespace prefix `{prefix}` is not declared in [document] namespaces (declared: {})",
+                if declared.is_empty() {
+                    "none".to_owned()
+                } else {
+                    declared.join(", ")
+                }
+            ));
+        }
         if !is_xml_name(local) || prefix.is_some_and(|p| !is_xml_name(p)) {
             return Some(format!("`{name}` is not a valid XML name"));
         }
@@ -343,7 +379,8 @@ impl FieldCompiler<'_> {
                     let path = &text[i + 1..end];
                     if let Err(problem) = root.resolve(path) {
                         let at = self.file.offset_in_string(&span, text, i + 1);
-                        self.errors.push(self.file.error_at(at, problem.message(path)));
+                        self.errors
+                            .push(self.file.error_at(at, problem.message(path)));
                     }
                     if !literal.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut literal)));
@@ -355,7 +392,10 @@ impl FieldCompiler<'_> {
                 }
                 '}' => {
                     let at = self.file.offset_in_string(&span, text, i);
-                    self.errors.push(self.file.error_at(at, "template has `}` without an opening `{` (write `}}` for a literal brace)"));
+                    self.errors.push(self.file.error_at(
+                        at,
+                        "template has `}` without an opening `{` (write `}}` for a literal brace)",
+                    ));
                     return pieces;
                 }
                 c => literal.push(c),
@@ -377,7 +417,10 @@ impl FieldCompiler<'_> {
             Some(name) => match TimeZone::get(name.get_ref()) {
                 Ok(zone) => Some(zone),
                 Err(_) => {
-                    let message = format!("unknown time zone {:?} (use an IANA name such as Asia/Shanghai)", name.get_ref());
+                    let message = format!(
+                        "unknown time zone {:?} (use an IANA name such as Asia/Shanghai)",
+                        name.get_ref()
+                    );
                     self.error(&name.span(), message);
                     None
                 }
@@ -386,10 +429,14 @@ impl FieldCompiler<'_> {
         };
         if let Some(d) = derive
             && matches!(d.get_ref(), Derive::Gender | Derive::Age)
-                && let Some(p) = &pattern {
-                    self.error(&p.span(), "`date_format` applies to dates; `derive` gender and age are not dates");
-                    return None;
-                }
+            && let Some(p) = &pattern
+        {
+            self.error(
+                &p.span(),
+                "`date_format` applies to dates; `derive` gender and age are not dates",
+            );
+            return None;
+        }
         let pattern = match (pattern, derive.map(Spanned::get_ref)) {
             (Some(p), _) => p,
             (None, Some(Derive::BirthDate)) => Spanned::new(0..0, "%Y-%m-%d".to_owned()),
@@ -400,8 +447,12 @@ impl FieldCompiler<'_> {
                 return None;
             }
         };
-        let probe = jiff::civil::date(2026, 1, 2).at(3, 4, 5, 0).to_zoned(TimeZone::UTC);
-        if let Err(e) = probe.and_then(|p| jiff::fmt::strtime::format(pattern.get_ref().as_bytes(), &p)) {
+        let probe = jiff::civil::date(2026, 1, 2)
+            .at(3, 4, 5, 0)
+            .to_zoned(TimeZone::UTC);
+        if let Err(e) =
+            probe.and_then(|p| jiff::fmt::strtime::format(pattern.get_ref().as_bytes(), &p))
+        {
             let message = format!("bad date_format {:?}: {e}", pattern.get_ref());
             self.error(&pattern.span(), message);
             return None;
@@ -423,7 +474,10 @@ impl FieldCompiler<'_> {
         let fallback_value = fallback.as_ref().map(|f| f.get_ref().clone());
         match (table, inline) {
             (Some(table), Some(_)) => {
-                self.error(&table.span(), "give either `code_table` or `codes`, not both");
+                self.error(
+                    &table.span(),
+                    "give either `code_table` or `codes`, not both",
+                );
                 None
             }
             (Some(table), None) => match self.code_tables.get(table.get_ref()) {
@@ -438,7 +492,11 @@ impl FieldCompiler<'_> {
                         "unknown code table `{}` (no codes/{}.toml); known tables: {}",
                         table.get_ref(),
                         table.get_ref(),
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     );
                     self.error(&table.span(), message);
                     None

@@ -102,7 +102,11 @@ impl<'a> SourceFile<'a> {
     /// escapes (so its text appears verbatim after the opening quote); else the value's start.
     pub fn offset_in_string(&self, span: &Range<usize>, value: &str, index: usize) -> usize {
         let raw = self.text.get(span.clone()).unwrap_or("");
-        let quote = if raw.starts_with("'''") || raw.starts_with("\"\"\"") { 3 } else { 1 };
+        let quote = if raw.starts_with("'''") || raw.starts_with("\"\"\"") {
+            3
+        } else {
+            1
+        };
         match raw.get(quote..quote + value.len()) {
             Some(inner) if inner == value => span.start + quote + index,
             _ => span.start,

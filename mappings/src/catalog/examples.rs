@@ -67,7 +67,10 @@ fn check(spec: &SystemSpec, example: &Example) -> Result<(), String> {
             if expected == actual {
                 Ok(())
             } else {
-                Err(format!("rendered text differs (- expected, + rendered):\n{}", diff(&expected, &actual)))
+                Err(format!(
+                    "rendered text differs (- expected, + rendered):\n{}",
+                    diff(&expected, &actual)
+                ))
             }
         }
         (Expectation::Text(_), Err(e)) => Err(format!("rendering failed: {e}")),
@@ -76,12 +79,14 @@ fn check(spec: &SystemSpec, example: &Example) -> Result<(), String> {
             if message.contains(wanted.as_str()) {
                 Ok(())
             } else {
-                Err(format!("rendering failed with {message:?}, which does not contain {wanted:?}"))
+                Err(format!(
+                    "rendering failed with {message:?}, which does not contain {wanted:?}"
+                ))
             }
         }
-        (Expectation::Error(wanted), Ok(_)) => {
-            Err(format!("rendering succeeded, but an error containing {wanted:?} was expected"))
-        }
+        (Expectation::Error(wanted), Ok(_)) => Err(format!(
+            "rendering succeeded, but an error containing {wanted:?} was expected"
+        )),
     }
 }
 
@@ -90,7 +95,11 @@ fn read_case(example: &Example) -> Result<Case, String> {
         .map_err(|e| format!("cannot read case {}: {e}", example.case.display()))?;
     crate::case::parse_case(&bytes).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        format!("case {} is invalid: {}", example.case.display(), list.join("; "))
+        format!(
+            "case {} is invalid: {}",
+            example.case.display(),
+            list.join("; ")
+        )
     })
 }
 

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use crate::route::Routes;
 
 use super::compile::CodeTables;
-use super::error::{file_error, LoadError, SourceFile};
+use super::error::{LoadError, SourceFile, file_error};
 use super::paths::PathNode;
 use super::raw::RawCodeFile;
-use super::{case_schema_value, system, SystemSpec};
+use super::{SystemSpec, case_schema_value, system};
 
 /// Mapping files larger than this are refused before parsing.
 pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -43,7 +43,10 @@ pub(crate) fn load_dir(dir: &Path) -> Loaded {
     // Ids of files that exist but did not load: routes naming them get no second error.
     let mut broken: BTreeSet<String> = BTreeSet::new();
     for path in paths {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let Some(text) = read_text(&path, &mut errors) else {
             broken.insert(stem);
             continue;
@@ -82,7 +85,10 @@ pub(crate) fn load_dir(dir: &Path) -> Loaded {
 
 fn find_toml(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<LoadError>) {
     if depth > MAX_DIR_DEPTH {
-        errors.push(file_error(dir, "folders nested too deep (more than 8 levels) under systems/"));
+        errors.push(file_error(
+            dir,
+            "folders nested too deep (more than 8 levels) under systems/",
+        ));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -94,7 +100,9 @@ fn find_toml(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             find_toml(&path, depth + 1, out, errors);
         } else if path.extension().is_some_and(|e| e == "toml") {
@@ -139,7 +147,10 @@ pub(crate) fn read_text(path: &Path, errors: &mut Vec<LoadError>) -> Option<Stri
             let file = SourceFile::new(path, &prefix);
             errors.push(file.error_at(
                 valid,
-                format!("invalid UTF-8 (byte 0x{:02X}); mapping files are UTF-8", bytes[valid]),
+                format!(
+                    "invalid UTF-8 (byte 0x{:02X}); mapping files are UTF-8",
+                    bytes[valid]
+                ),
             ));
             None
         }
@@ -162,11 +173,17 @@ fn load_code_tables(dir: &Path, errors: &mut Vec<LoadError>) -> CodeTables {
             continue;
         };
         let file = SourceFile::new(&path, &text);
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match toml::de::Deserializer::parse(&text).and_then(RawCodeFile::deserialize) {
             Ok(raw) => {
                 if let Some(format) = raw.format.filter(|f| *f.get_ref() != 1) {
-                    errors.push(file.error(&format.span(), "unsupported format; this version reads format = 1"));
+                    errors.push(file.error(
+                        &format.span(),
+                        "unsupported format; this version reads format = 1",
+                    ));
                 }
                 let _ = raw.description;
                 tables.insert(name, Arc::new(raw.codes));

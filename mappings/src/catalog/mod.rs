@@ -30,8 +30,8 @@ use crate::render::{self, RenderError, Rendered};
 use crate::route::{RouteError, Routes};
 
 pub use crate::status::CaseState;
-pub use error::{LoadError, LoadErrors};
 pub(crate) use error::SourceFile;
+pub use error::{LoadError, LoadErrors};
 pub use examples::ExampleFailure;
 
 /// Government level of a line system.

@@ -83,10 +83,12 @@ impl PathNode {
             let parent = path[..consumed].trim_end_matches('.');
             node = match node {
                 PathNode::Any => return Ok(&PathNode::Any),
-                PathNode::Object(keys) => keys.get(segment).ok_or_else(|| PathProblem::Unknown {
-                    prefix: prefix.to_owned(),
-                    expected: keys.keys().cloned().collect(),
-                })?,
+                PathNode::Object(keys) => {
+                    keys.get(segment).ok_or_else(|| PathProblem::Unknown {
+                        prefix: prefix.to_owned(),
+                        expected: keys.keys().cloned().collect(),
+                    })?
+                }
                 PathNode::Array(_) => return Err(PathProblem::InsideList(parent.to_owned())),
                 PathNode::Scalar => return Err(PathProblem::BelowScalar(parent.to_owned())),
             };
@@ -115,7 +117,12 @@ fn build(schema: &Value, defs: Option<&Value>, depth: usize) -> PathNode {
     }
     let mut merged: Option<PathNode> = None;
     for combinator in ["oneOf", "anyOf", "allOf"] {
-        for variant in object.get(combinator).and_then(Value::as_array).into_iter().flatten() {
+        for variant in object
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if is_null_schema(variant) {
                 continue;
             }
@@ -155,11 +162,15 @@ fn own_shape(
     }
     match types.first().copied() {
         Some("array") => Some(PathNode::Array(Box::new(
-            object.get("items").map_or(PathNode::Any, |items| build(items, defs, depth + 1)),
+            object
+                .get("items")
+                .map_or(PathNode::Any, |items| build(items, defs, depth + 1)),
         ))),
         Some("object") => Some(PathNode::Any),
         Some(_) => Some(PathNode::Scalar),
-        None if object.contains_key("const") || object.contains_key("enum") => Some(PathNode::Scalar),
+        None if object.contains_key("const") || object.contains_key("enum") => {
+            Some(PathNode::Scalar)
+        }
         None => None,
     }
 }
@@ -221,11 +232,24 @@ mod tests {
     fn bad_paths_say_where_they_go_wrong() {
         let tree = tree();
         let problem = tree.resolve("applicant.nmae").err();
-        let message = problem.map(|p| p.message("applicant.nmae")).unwrap_or_default();
-        assert!(message.contains("`applicant.nmae` does not exist"), "{message}");
+        let message = problem
+            .map(|p| p.message("applicant.nmae"))
+            .unwrap_or_default();
+        assert!(
+            message.contains("`applicant.nmae` does not exist"),
+            "{message}"
+        );
         assert!(message.contains("name"), "{message}");
-        assert!(matches!(tree.resolve("materials.name"), Err(PathProblem::InsideList(l)) if l == "materials"));
-        assert!(matches!(tree.resolve("case_number.x"), Err(PathProblem::BelowScalar(_))));
-        assert!(matches!(tree.resolve("matter..code"), Err(PathProblem::Empty)));
+        assert!(
+            matches!(tree.resolve("materials.name"), Err(PathProblem::InsideList(l)) if l == "materials")
+        );
+        assert!(matches!(
+            tree.resolve("case_number.x"),
+            Err(PathProblem::BelowScalar(_))
+        ));
+        assert!(matches!(
+            tree.resolve("matter..code"),
+            Err(PathProblem::Empty)
+        ));
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::charset::Unencodable;
 use crate::mapping::{Document, Mapping, Shape};
@@ -57,7 +57,10 @@ fn load_unsorted(
         match name {
             "format" => match value.get_ref() {
                 DeValue::Integer(i) if i.as_str() == "1" => sections.format = true,
-                _ => errors.push(file.error(&value.span(), "unsupported format; this version reads format = 1")),
+                _ => errors.push(file.error(
+                    &value.span(),
+                    "unsupported format; this version reads format = 1",
+                )),
             },
             "system" => sections.system = section(file, value, errors),
             "adapter" => sections.adapter = section(file, value, errors),
@@ -92,7 +95,12 @@ fn load_unsorted(
         file,
         shape: document.shape,
         document_policy: document.unencodable,
-        prefixes: document.namespaces.iter().map(|(p, _)| p.clone()).filter(|p| !p.is_empty()).collect(),
+        prefixes: document
+            .namespaces
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !p.is_empty())
+            .collect(),
         code_tables: tables,
         errors: Vec::new(),
     };
@@ -165,28 +173,47 @@ fn array<T: for<'de> Deserialize<'de>>(
             .filter_map(|item| section::<Spanned<T>>(file, item, errors))
             .collect(),
         _ => {
-            errors.push(file.error(&span, format!("`{name}` must be an array of tables ([[{name}]])")));
+            errors.push(file.error(
+                &span,
+                format!("`{name}` must be an array of tables ([[{name}]])"),
+            ));
             Vec::new()
         }
     }
 }
 
 fn check_identity(file: &SourceFile<'_>, system: &RawSystem, errors: &mut Vec<LoadError>) {
-    let stem = file.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = file
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if system.id.get_ref() != &stem {
         errors.push(file.error(
             &system.id.span(),
-            format!("system id `{}` differs from the file name `{stem}.toml`", system.id.get_ref()),
+            format!(
+                "system id `{}` differs from the file name `{stem}.toml`",
+                system.id.get_ref()
+            ),
         ));
     }
-    let folder = file.path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned());
-    if let Some(folder) = folder.filter(|f| ["national", "provincial", "city", "district"].contains(&f.as_str()))
-        && folder != system.level.get_ref().as_str() {
-            errors.push(file.error(
-                &system.level.span(),
-                format!("level `{}` differs from the folder `{folder}/`", system.level.get_ref()),
-            ));
-        }
+    let folder = file
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned());
+    if let Some(folder) =
+        folder.filter(|f| ["national", "provincial", "city", "district"].contains(&f.as_str()))
+        && folder != system.level.get_ref().as_str()
+    {
+        errors.push(file.error(
+            &system.level.span(),
+            format!(
+                "level `{}` differs from the folder `{folder}/`",
+                system.level.get_ref()
+            ),
+        ));
+    }
     for serves in &system.serves {
         let ok = serves.get_ref().split_once(':').is_some_and(|(who, hall)| {
             HALL_APPLICANTS.contains(&who) && HALL_LEVELS.contains(&hall)
@@ -205,11 +232,18 @@ fn check_identity(file: &SourceFile<'_>, system: &RawSystem, errors: &mut Vec<Lo
     }
 }
 
-fn document(file: &SourceFile<'_>, raw: RawDocument, errors: &mut Vec<LoadError>) -> Option<Document> {
+fn document(
+    file: &SourceFile<'_>,
+    raw: RawDocument,
+    errors: &mut Vec<LoadError>,
+) -> Option<Document> {
     let shape = raw.shape;
     let mut ok = true;
     let mut misplaced = |span: Range<usize>, key: &str, wanted: &str| {
-        errors.push(file.error(&span, format!("`{key}` applies to the {wanted} shape only, not {shape}")));
+        errors.push(file.error(
+            &span,
+            format!("`{key}` applies to the {wanted} shape only, not {shape}"),
+        ));
         ok = false;
     };
     if shape != Shape::Xml {
@@ -219,7 +253,11 @@ fn document(file: &SourceFile<'_>, raw: RawDocument, errors: &mut Vec<LoadError>
         if let Some((_, uri)) = raw.namespaces.iter().next() {
             misplaced(uri.span(), "namespaces", "xml");
         }
-        if let Some(policy) = raw.unencodable.as_ref().filter(|p| *p.get_ref() == Unencodable::Ncr) {
+        if let Some(policy) = raw
+            .unencodable
+            .as_ref()
+            .filter(|p| *p.get_ref() == Unencodable::Ncr)
+        {
             misplaced(policy.span(), "unencodable = \"ncr\"", "xml");
         }
     }
@@ -236,7 +274,10 @@ fn document(file: &SourceFile<'_>, raw: RawDocument, errors: &mut Vec<LoadError>
             let name = root.get_ref();
             let local = name.rsplit(':').next().unwrap_or(name);
             if local.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
-                errors.push(file.error(&root.span(), format!("root `{name}` is not a valid XML element name")));
+                errors.push(file.error(
+                    &root.span(),
+                    format!("root `{name}` is not a valid XML element name"),
+                ));
                 ok = false;
             }
             root.into_inner()
@@ -252,7 +293,10 @@ fn document(file: &SourceFile<'_>, raw: RawDocument, errors: &mut Vec<LoadError>
         Some(d) => match d.get_ref().as_bytes() {
             [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => *b,
             _ => {
-                errors.push(file.error(&d.span(), "csv_delimiter must be one ASCII character other than a quote or line end"));
+                errors.push(file.error(
+                    &d.span(),
+                    "csv_delimiter must be one ASCII character other than a quote or line end",
+                ));
                 ok = false;
                 b','
             }
@@ -264,7 +308,11 @@ fn document(file: &SourceFile<'_>, raw: RawDocument, errors: &mut Vec<LoadError>
         charset: raw.charset,
         unencodable: raw.unencodable.map(Spanned::into_inner).unwrap_or_default(),
         root,
-        namespaces: raw.namespaces.into_iter().map(|(p, uri)| (p, uri.into_inner())).collect(),
+        namespaces: raw
+            .namespaces
+            .into_iter()
+            .map(|(p, uri)| (p, uri.into_inner()))
+            .collect(),
         csv_header: raw.csv_header.map(Spanned::into_inner).unwrap_or(true),
         csv_delimiter: delimiter,
     })
@@ -287,14 +335,24 @@ fn status_map(
     map
 }
 
-fn example(file: &SourceFile<'_>, raw: Spanned<RawExample>, errors: &mut Vec<LoadError>) -> Option<Example> {
+fn example(
+    file: &SourceFile<'_>,
+    raw: Spanned<RawExample>,
+    errors: &mut Vec<LoadError>,
+) -> Option<Example> {
     let span = raw.span();
     let raw = raw.into_inner();
     let expect = match (raw.expect, raw.expect_error) {
         (Some(text), None) => Expectation::Text(text),
         (None, Some(message)) => Expectation::Error(message),
         _ => {
-            errors.push(file.error(&span, format!("example {:?} needs exactly one of `expect`, `expect_error`", raw.name)));
+            errors.push(file.error(
+                &span,
+                format!(
+                    "example {:?} needs exactly one of `expect`, `expect_error`",
+                    raw.name
+                ),
+            ));
             return None;
         }
     };

@@ -33,9 +33,11 @@ fn parse(id: &str) -> Option<(Date, u8)> {
         18 if bytes[..17].iter().all(u8::is_ascii_digit) => {
             (digits(&bytes[6..10])?, &bytes[10..14], bytes[16] - b'0')
         }
-        15 if bytes.iter().all(u8::is_ascii_digit) => {
-            (1900 + digits(&bytes[6..8])?, &bytes[8..12], bytes[14] - b'0')
-        }
+        15 if bytes.iter().all(u8::is_ascii_digit) => (
+            1900 + digits(&bytes[6..8])?,
+            &bytes[8..12],
+            bytes[14] - b'0',
+        ),
         _ => return None,
     };
     let month = digits(&rest[..2])?;
@@ -63,13 +65,28 @@ mod tests {
     fn derives_from_18_and_15_digit_numbers() {
         let on = jiff::civil::date(2026, 11, 23);
         let id = "11010519491231002X";
-        assert_eq!(derive(Derive::BirthDate, id, on), Some(Value::from("1949-12-31")));
+        assert_eq!(
+            derive(Derive::BirthDate, id, on),
+            Some(Value::from("1949-12-31"))
+        );
         assert_eq!(derive(Derive::Gender, id, on), Some(Value::from("2")));
         assert_eq!(derive(Derive::Age, id, on), Some(Value::from(76)));
-        assert_eq!(derive(Derive::Gender, "360426199101010071", on), Some(Value::from("1")));
-        assert_eq!(derive(Derive::Age, "440604194011230049", on), Some(Value::from(86)));
-        assert_eq!(derive(Derive::Age, "440604194011240049", on), Some(Value::from(85)));
-        assert_eq!(derive(Derive::BirthDate, "110105491231002", on), Some(Value::from("1949-12-31")));
+        assert_eq!(
+            derive(Derive::Gender, "360426199101010071", on),
+            Some(Value::from("1"))
+        );
+        assert_eq!(
+            derive(Derive::Age, "440604194011230049", on),
+            Some(Value::from(86))
+        );
+        assert_eq!(
+            derive(Derive::Age, "440604194011240049", on),
+            Some(Value::from(85))
+        );
+        assert_eq!(
+            derive(Derive::BirthDate, "110105491231002", on),
+            Some(Value::from("1949-12-31"))
+        );
         assert_eq!(derive(Derive::BirthDate, "360426199113010079", on), None);
         assert_eq!(derive(Derive::Gender, "E12345678", on), None);
     }

@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::charset::Charset;
 use crate::mapping::{Document, Field};
 
-use super::value::{evaluate, not_scalar, scalar_text, Env};
 use super::RenderError;
+use super::value::{Env, evaluate, not_scalar, scalar_text};
 
 pub(crate) fn csv(
     document: &Document,
@@ -20,7 +20,9 @@ pub(crate) fn csv(
     let mut record = Vec::with_capacity(fields.len());
     for field in fields {
         let cell = match evaluate(field, &field.to, root, env, document.charset)? {
-            Some(value) => scalar_text(&value).ok_or_else(|| env.error(&field.to, not_scalar(field)))?,
+            Some(value) => {
+                scalar_text(&value).ok_or_else(|| env.error(&field.to, not_scalar(field)))?
+            }
             None => String::new(),
         };
         record.push(cell);
@@ -34,7 +36,9 @@ pub(crate) fn csv(
         message: format!("csv output failed: {e}"),
     };
     if document.csv_header {
-        writer.write_record(fields.iter().map(|f| f.to.as_str())).map_err(failed)?;
+        writer
+            .write_record(fields.iter().map(|f| f.to.as_str()))
+            .map_err(failed)?;
     }
     writer.write_record(&record).map_err(failed)?;
     let bytes = writer.into_inner().map_err(|e| RenderError::Document {

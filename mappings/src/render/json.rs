@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use crate::charset::Charset;
 use crate::mapping::{Field, Source};
 
-use super::value::{condition_holds, evaluate, lookup, Env, FieldProblem};
 use super::RenderError;
+use super::value::{Env, FieldProblem, condition_holds, evaluate, lookup};
 
 pub(crate) fn render(
     fields: &[Field],
@@ -18,10 +18,11 @@ pub(crate) fn render(
 ) -> Result<String, RenderError> {
     let mut out = Map::new();
     write_fields(fields, root, env, charset, &mut out, "")?;
-    let mut text = serde_json::to_string_pretty(&Value::Object(out)).map_err(|e| RenderError::Document {
-        system: env.system.to_owned(),
-        message: format!("json output failed: {e}"),
-    })?;
+    let mut text =
+        serde_json::to_string_pretty(&Value::Object(out)).map_err(|e| RenderError::Document {
+            system: env.system.to_owned(),
+            message: format!("json output failed: {e}"),
+        })?;
     text.push('\n');
     Ok(text)
 }
@@ -51,7 +52,14 @@ fn write_fields(
                 let mut array = Vec::with_capacity(list.len());
                 for (i, item) in list.iter().enumerate() {
                     let mut object = Map::new();
-                    write_fields(items, item, env, charset, &mut object, &format!("{name}[{i}]/"))?;
+                    write_fields(
+                        items,
+                        item,
+                        env,
+                        charset,
+                        &mut object,
+                        &format!("{name}[{i}]/"),
+                    )?;
                     array.push(Value::Object(object));
                 }
                 Value::Array(array)
@@ -78,11 +86,21 @@ pub(crate) fn each_items<'v>(
         None => &[],
         Some(Value::Array(items)) => items,
         Some(_) => {
-            return Err(env.error(name, FieldProblem::NotAList { path: path.text.clone() }));
+            return Err(env.error(
+                name,
+                FieldProblem::NotAList {
+                    path: path.text.clone(),
+                },
+            ));
         }
     };
     if items.is_empty() && field.required {
-        return Err(env.error(name, FieldProblem::Missing { origin: format!("each {}", path.text) }));
+        return Err(env.error(
+            name,
+            FieldProblem::Missing {
+                origin: format!("each {}", path.text),
+            },
+        ));
     }
     Ok(items)
 }
@@ -93,7 +111,9 @@ fn insert(out: &mut Map<String, Value>, elements: &[String], value: Value) {
     };
     let mut map = out;
     for parent in parents {
-        let entry = map.entry(parent.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = map
+            .entry(parent.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             // The loader refuses a value with children; keep the value if it happens anyway.
             return;

@@ -73,21 +73,31 @@ pub fn render(spec: &SystemSpec, case: &Case) -> Result<Rendered, RenderError> {
     let document = &spec.mapping.document;
     let fields = &spec.mapping.fields;
     let (text, form_fields) = match document.shape {
-        Shape::Json => (json::render(fields, &root, &env, document.charset)?, Vec::new()),
+        Shape::Json => (
+            json::render(fields, &root, &env, document.charset)?,
+            Vec::new(),
+        ),
         Shape::Xml => (xml::render(document, fields, &root, &env)?, Vec::new()),
         Shape::Csv => (flat::csv(document, fields, &root, &env)?, Vec::new()),
         Shape::Form => flat::form(fields, &root, &env, document.charset)?,
     };
     let charset = document.charset;
     let body = if document.shape == Shape::Form {
-        flat::urlencode(&form_fields, charset).map_err(|c| unencodable_document(spec, c, charset))?
+        flat::urlencode(&form_fields, charset)
+            .map_err(|c| unencodable_document(spec, c, charset))?
     } else {
-        charset.encode(&text).map_err(|c| unencodable_document(spec, c, charset))?
+        charset
+            .encode(&text)
+            .map_err(|c| unencodable_document(spec, c, charset))?
     };
     Ok(Rendered {
         text,
         body,
-        content_type: format!("{}; charset={}", document.shape.media_type(), charset.label()),
+        content_type: format!(
+            "{}; charset={}",
+            document.shape.media_type(),
+            charset.label()
+        ),
         extension: document.shape.extension(),
         fields: form_fields,
     })

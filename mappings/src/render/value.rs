@@ -12,8 +12,8 @@ use crate::case::Case;
 use crate::charset::{Charset, Unencodable};
 use crate::mapping::{CasePath, DateFormat, Field, Piece, Scalar, Source, Test};
 
-use super::derive;
 use super::RenderError;
+use super::derive;
 
 /// What is wrong with one field's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,12 +203,13 @@ pub(crate) fn evaluate(
         },
     };
     if let Some(max) = field.max_length
-        && let Some(text) = scalar_text(&value) {
-            let length = text.chars().count();
-            if length > max {
-                return Err(fail(FieldProblem::TooLong { length, max }));
-            }
+        && let Some(text) = scalar_text(&value)
+    {
+        let length = text.chars().count();
+        if length > max {
+            return Err(fail(FieldProblem::TooLong { length, max }));
         }
+    }
     if field.unencodable == Unencodable::Error {
         check_charset(&value, charset).map_err(fail)?;
     }
@@ -241,7 +242,11 @@ pub(crate) fn not_scalar(field: &Field) -> FieldProblem {
 
 fn describe_path(source: &Source) -> String {
     match source {
-        Source::From(paths) => paths.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" | "),
+        Source::From(paths) => paths
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
         Source::Each { path, .. } => path.text.clone(),
         Source::Value(_) => "value".to_owned(),
         Source::Template(_) => "template".to_owned(),
@@ -292,9 +297,10 @@ fn format_date(format: &DateFormat, value: &Value) -> Result<String, FieldProble
         return jiff::fmt::strtime::format(pattern, &zoned).map_err(failed);
     }
     if let Ok(datetime) = text.parse::<jiff::civil::DateTime>()
-        && text.len() > 10 {
-            return jiff::fmt::strtime::format(pattern, datetime).map_err(failed);
-        }
+        && text.len() > 10
+    {
+        return jiff::fmt::strtime::format(pattern, datetime).map_err(failed);
+    }
     if let Ok(date) = text.parse::<Date>() {
         return jiff::fmt::strtime::format(pattern, date).map_err(failed);
     }

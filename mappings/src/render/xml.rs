@@ -8,18 +8,18 @@
 
 use std::borrow::Cow;
 
+use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::QName;
-use quick_xml::Writer;
 use serde_json::Value;
 
 use crate::charset::{Charset, Unencodable};
 use crate::mapping::{Document, Field, Source};
 
-use super::json::each_items;
-use super::value::{condition_holds, evaluate, not_scalar, scalar_text, Env, FieldProblem};
 use super::RenderError;
+use super::json::each_items;
+use super::value::{Env, FieldProblem, condition_holds, evaluate, not_scalar, scalar_text};
 
 #[derive(Debug)]
 struct Element {
@@ -65,7 +65,11 @@ pub(crate) fn render(
 ) -> Result<String, RenderError> {
     let mut top = Element::new(&document.root);
     for (prefix, uri) in &document.namespaces {
-        let name = if prefix.is_empty() { "xmlns".to_owned() } else { format!("xmlns:{prefix}") };
+        let name = if prefix.is_empty() {
+            "xmlns".to_owned()
+        } else {
+            format!("xmlns:{prefix}")
+        };
         let escaped = escape(uri, document.charset, false, true)
             .map_err(|problem| env.error(&format!("namespaces.{prefix}"), problem))?;
         top.attributes.push((name, escaped));
@@ -77,7 +81,11 @@ pub(crate) fn render(
         message: format!("xml output failed: {e}"),
     };
     writer
-        .write_event(Event::Decl(BytesDecl::new("1.0", Some(document.charset.label()), None)))
+        .write_event(Event::Decl(BytesDecl::new(
+            "1.0",
+            Some(document.charset.label()),
+            None,
+        )))
         .map_err(io)?;
     newline(&mut writer, 0).map_err(io)?;
     write_element(&mut writer, &top, 0).map_err(io)?;
@@ -117,7 +125,14 @@ fn write_fields(
             let parent = element.descend(parents);
             for (i, item) in list.iter().enumerate() {
                 let mut child = Element::new(last);
-                write_fields(items, item, env, charset, &mut child, &format!("{name}[{i}]/"))?;
+                write_fields(
+                    items,
+                    item,
+                    env,
+                    charset,
+                    &mut child,
+                    &format!("{name}[{i}]/"),
+                )?;
                 parent.children.push(child);
             }
             continue;
@@ -134,14 +149,20 @@ fn write_fields(
                 target.attributes.push((attribute.clone(), escaped));
             }
             None => {
-                target.text = Some(escape(&text, charset, ncr, false).map_err(|p| env.error(name, p))?);
+                target.text =
+                    Some(escape(&text, charset, ncr, false).map_err(|p| env.error(name, p))?);
             }
         }
     }
     Ok(())
 }
 
-fn escape(text: &str, charset: Charset, ncr: bool, attribute: bool) -> Result<String, FieldProblem> {
+fn escape(
+    text: &str,
+    charset: Charset,
+    ncr: bool,
+    attribute: bool,
+) -> Result<String, FieldProblem> {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
@@ -163,7 +184,11 @@ fn escape(text: &str, charset: Charset, ncr: bool, attribute: bool) -> Result<St
     Ok(out)
 }
 
-fn write_element(writer: &mut Writer<Vec<u8>>, element: &Element, depth: usize) -> std::io::Result<()> {
+fn write_element(
+    writer: &mut Writer<Vec<u8>>,
+    element: &Element,
+    depth: usize,
+) -> std::io::Result<()> {
     let mut start = BytesStart::new(element.name.as_str());
     for (key, value) in &element.attributes {
         start.push_attribute(Attribute {
