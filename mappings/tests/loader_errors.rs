@@ -428,3 +428,21 @@ fn examples_need_exactly_one_expectation() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn each_fields_take_no_value_options() {
+    let errors = system_errors(
+        "\n[[field]]\nto = \"L/I\"\neach = \"materials\"\ndefault = \"x\"\nmax_length = 3\n  [[field.item]]\n  to = \"N\"\n  from = \"name\"\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "systems/city/T01.toml:22:1: field `L/I`: an `each` field takes only to, each, item, when and required, not default, max_length"
+        ]
+    );
+    let errors = system_errors("\n[[field]]\nto = \"L\"\neach = \"materials\"\n");
+    assert_eq!(
+        errors,
+        ["systems/city/T01.toml:22:1: field `L` has `each` but no `[[field.item]]` fields"]
+    );
+}

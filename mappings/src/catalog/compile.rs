@@ -119,6 +119,30 @@ impl FieldCompiler<'_> {
             );
         }
         let when = raw.when.and_then(|w| self.when(w, root));
+        if let Some(each) = raw.each {
+            let extras: Vec<&str> = [
+                ("derive", raw.derive.is_some()),
+                ("code_table", raw.code_table.is_some()),
+                ("codes", raw.codes.is_some()),
+                ("code_default", raw.code_default.is_some()),
+                ("date_format", raw.date_format.is_some()),
+                ("timezone", raw.timezone.is_some()),
+                ("default", raw.default.is_some()),
+                ("max_length", raw.max_length.is_some()),
+                ("unencodable", raw.unencodable.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(key, present)| present.then_some(key))
+            .collect();
+            if !extras.is_empty() {
+                let message = format!(
+                    "field `{to}`: an `each` field takes only to, each, item, when and required, not {}",
+                    extras.join(", ")
+                );
+                self.error(&span, message);
+            }
+            return self.each_field(to, target, each, raw.item, raw.required, when, span, root);
+        }
         let unencodable = match raw.unencodable {
             Some(policy) => {
                 if *policy.get_ref() == Unencodable::Ncr && self.shape != Shape::Xml {
@@ -128,9 +152,6 @@ impl FieldCompiler<'_> {
             }
             None => self.document_policy,
         };
-        if let Some(each) = raw.each {
-            return self.each_field(to, target, each, raw.item, raw.required, when, span, root);
-        }
         let source = if let Some(from) = raw.from {
             let paths = from.get_ref().paths();
             if paths.is_empty() {
