@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod catalog;
 mod check;
+mod demo;
 mod due;
 mod map;
 mod replay;
@@ -45,6 +46,8 @@ enum Command {
     Serve(serve::Args),
     /// Puts dead deliveries back in the queue through a node's API.
     Replay(replay::Args),
+    /// Runs the hub with the whole mock fleet on this machine and submits the sample cases.
+    Demo(demo::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Due(args) => due::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,
