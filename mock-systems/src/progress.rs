@@ -318,3 +318,93 @@ pub async fn run_callbacks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::catalogue::{JumpSpec, KindSpec};
+    use crate::secret::Secret;
+
+    fn spec(codes: &[(&str, &str)]) -> SystemSpec {
+        SystemSpec {
+            id: "X01".into(),
+            name: "测试系统".into(),
+            charset: "utf-8".into(),
+            codes: codes
+                .iter()
+                .map(|(state, code)| ((*state).to_owned(), (*code).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+            kind: KindSpec::Jump(JumpSpec {
+                entry_path: "/jump".into(),
+                algorithm: "hmac-sha256".into(),
+                key: Secret::new("k"),
+            }),
+        }
+    }
+
+    fn runtime(refusal: f64, supplement: f64) -> Runtime {
+        Runtime {
+            hub_url: String::new(),
+            files_dir: std::env::temp_dir(),
+            step: Duration::from_secs(1),
+            seed: 7,
+            refusal_share: refusal,
+            supplement_share: supplement,
+            token_ttl: Duration::from_secs(1),
+        }
+    }
+
+    fn codes(mut lifecycle: Lifecycle) -> Vec<String> {
+        let mut out = vec![lifecycle.current().code.clone()];
+        while let Some(step) = lifecycle.advance() {
+            out.push(step.code.clone());
+        }
+        assert!(lifecycle.finished());
+        out
+    }
+
+    const FULL: [(&str, &str); 6] = [
+        ("received", "00"),
+        ("accepted", "01"),
+        ("in_review", "02"),
+        ("supplement_required", "03"),
+        ("approved", "09"),
+        ("rejected", "10"),
+    ];
+
+    #[test]
+    fn approval_path_uses_the_systems_codes_and_skips_missing_states() {
+        let full = Lifecycle::plan(&spec(&FULL), &runtime(0.0, 0.0), "k");
+        assert_eq!(codes(full), ["00", "01", "02", "09"]);
+        let short = spec(&[("accepted", "SL"), ("approved", "BJ")]);
+        assert_eq!(
+            codes(Lifecycle::plan(&short, &runtime(0.0, 0.0), "k")),
+            ["SL", "BJ"]
+        );
+    }
+
+    #[test]
+    fn refusals_and_supplements_follow_the_shares() {
+        let refused = Lifecycle::plan(&spec(&FULL), &runtime(1.0, 0.0), "k");
+        let last = refused.steps.last().unwrap().clone();
+        assert_eq!(last.state, "rejected");
+        assert!(last.message.contains("依据") && last.message.contains("行政诉讼"));
+        let supplement = Lifecycle::plan(&spec(&FULL), &runtime(0.0, 1.0), "k");
+        assert_eq!(codes(supplement), ["00", "01", "02", "03", "02", "09"]);
+        let not_accepted = spec(&[("accepted", "1"), ("not_accepted", "N")]);
+        assert_eq!(
+            codes(Lifecycle::plan(&not_accepted, &runtime(1.0, 0.0), "k")),
+            ["1", "N"]
+        );
+    }
+
+    #[test]
+    fn the_same_seed_and_key_give_the_same_path() {
+        let a = Lifecycle::plan(&spec(&FULL), &runtime(0.3, 0.3), "key-1");
+        let b = Lifecycle::plan(&spec(&FULL), &runtime(0.3, 0.3), "key-1");
+        assert_eq!(a.steps, b.steps);
+    }
+}

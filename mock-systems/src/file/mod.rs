@@ -8,6 +8,7 @@
 //! A repeat key gets a receipt with the existing receipt number and counts a duplicate. Files
 //! with a bad manifest or hash get a refusal receipt (the system's `not_accepted` code).
 
+mod manifest;
 mod package;
 mod receipt;
 
@@ -16,11 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::catalogue::{FileSpec, KindSpec};
-use crate::charset;
 use crate::faults::FaultAction;
 use crate::progress::Transition;
 use crate::state::{Fleet, Received, Sink, SystemEntry};
@@ -33,30 +31,6 @@ pub const TAKEN_MARKERS: &str = ".taken";
 
 /// How often outboxes are looked at.
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
-
-#[derive(Debug, Deserialize)]
-struct Manifest {
-    file: String,
-    sha256: String,
-    #[serde(default)]
-    size: Option<u64>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-    #[serde(default)]
-    case_id: Option<String>,
-    #[serde(default)]
-    materials: Vec<Material>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Material {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    sha256: Option<String>,
-    #[serde(default)]
-    file: Option<String>,
-}
 
 /// A receipt to write later (slow receipts).
 #[derive(Debug)]
@@ -122,103 +96,6 @@ fn scan_all(fleet: &Fleet) -> Vec<(Arc<SystemEntry>, Delayed)> {
     delayed
 }
 
-fn safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// What a manifest's files turned out to be.
-struct Taken {
-    key: String,
-    body: String,
-    charset: String,
-    files: Vec<String>,
-}
-
-fn read_files(
-    outbox: &Path,
-    spec: &FileSpec,
-    system_charset: &str,
-    manifest_name: &str,
-) -> Result<Taken, (Vec<String>, String)> {
-    let mut files = vec![manifest_name.to_owned()];
-    let bytes = std::fs::read(outbox.join(manifest_name))
-        .map_err(|err| (files.clone(), format!("清单无法读取: {err}")))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|err| (files.clone(), format!("清单格式错误: {err}")))?;
-    if !safe_name(&manifest.file) {
-        return Err((files, format!("清单中的文件名非法: {:?}", manifest.file)));
-    }
-    files.push(manifest.file.clone());
-    let data = std::fs::read(outbox.join(&manifest.file)).map_err(|err| {
-        (
-            files.clone(),
-            format!("文件 {} 无法读取: {err}", manifest.file),
-        )
-    })?;
-    if !sha256_hex(&data).eq_ignore_ascii_case(manifest.sha256.trim()) {
-        return Err((
-            files,
-            format!("文件 {} 的 SHA-256 与清单不符", manifest.file),
-        ));
-    }
-    if let Some(size) = manifest.size
-        && size != data.len() as u64
-    {
-        return Err((files, format!("文件 {} 的大小与清单不符", manifest.file)));
-    }
-    for material in &manifest.materials {
-        let Some(file) = &material.file else { continue };
-        if !safe_name(file) {
-            return Err((files, format!("材料 {} 的文件名非法", material.name)));
-        }
-        files.push(file.clone());
-        let bytes = std::fs::read(outbox.join(file)).map_err(|err| {
-            (
-                files.clone(),
-                format!("材料 {} 无法读取: {err}", material.name),
-            )
-        })?;
-        if let Some(sha) = &material.sha256
-            && !sha256_hex(&bytes).eq_ignore_ascii_case(sha.trim())
-        {
-            return Err((
-                files,
-                format!("材料 {} 的 SHA-256 与清单不符", material.name),
-            ));
-        }
-    }
-    let key = manifest
-        .idempotency_key
-        .filter(|k| !k.trim().is_empty())
-        .ok_or_else(|| (files.clone(), "清单缺少 idempotency_key".to_owned()))?;
-    let document = match &spec.sm4_key {
-        Some(key) => {
-            package::open(&data, key)
-                .map_err(|err| (files.clone(), format!("加密包无法打开: {err}")))?
-                .document
-        }
-        None => data,
-    };
-    let charset = charset::from_xml_declaration(&document).unwrap_or(system_charset.to_owned());
-    let body = charset::decode(&document, &charset).map_err(|err| (files.clone(), err))?;
-    tracing::debug!(case_id = ?manifest.case_id, "file taken");
-    Ok(Taken {
-        key,
-        body,
-        charset,
-        files,
-    })
-}
-
 fn take_file(
     fleet: &Fleet,
     entry: &Arc<SystemEntry>,
@@ -228,6 +105,10 @@ fn take_file(
 ) -> Option<Delayed> {
     let stem = manifest_name.trim_end_matches(".manifest.json").to_owned();
     let applied = entry.decide_faults();
+    if applied.action == Some(FaultAction::ServerError) {
+        tracing::info!(system = %entry.spec.id, %stem, "file left for a later scan by fault plan");
+        return None;
+    }
     let dir = system_dir(fleet, &entry.spec.id);
     let inbox = dir.join(&spec.inbox);
     let refused_code = entry
@@ -237,7 +118,7 @@ fn take_file(
         .or_else(|| entry.spec.codes.get("rejected"))
         .cloned()
         .unwrap_or_else(|| "99".to_owned());
-    let (files, key, receipt_no, code, message) = match read_files(
+    let (files, key, receipt_no, code, message) = match manifest::read_files(
         outbox,
         spec,
         &entry.spec.charset,
@@ -325,7 +206,11 @@ fn take_file(
             &spec.receipt_charset,
         )
     };
-    match applied.slow_receipts {
+    let delay = match (applied.slow_receipts, applied.latency) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    match delay {
         Some(delay) => Some(Delayed {
             dir: inbox,
             name,
