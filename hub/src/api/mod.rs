@@ -19,6 +19,7 @@
 pub mod cases;
 pub mod error;
 pub mod intake;
+pub mod jump;
 pub mod materials;
 pub mod replay;
 
@@ -103,6 +104,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(intake::submit).layer(DefaultBodyLimit::max(body_limit)),
         )
         .route("/v1/cases/{id}", get(cases::get_case))
+        .route("/v1/cases/{id}/jump/{system}", get(jump::redirect))
         .route("/v1/systems", get(cases::systems))
         .route(
             "/v1/materials/{sha256}",
@@ -110,6 +112,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/dead-letters", get(replay::dead_letters))
         .route("/v1/replay", post(replay::replay))
+        .route("/v1/jump/redeem", post(jump::redeem))
+        .route("/v1/jump/callback", post(jump::callback))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(TraceLayer::new_for_http().make_span_with(
             |request: &axum::http::Request<_>| {

@@ -1,8 +1,8 @@
 //! One attempt of one claimed delivery, from the claim to the outcome the store records.
 //!
-//! - Jump systems: no document is sent; the delivery waits for the clerk (`awaiting_clerk`).
-//!   Tickets are issued when the clerk's browser asks (`GET /v1/cases/{id}/jump/{system}`), so
-//!   a ticket is never stale when the clerk arrives.
+//! - Jump systems: no document is sent; a first ticket is issued (proving the system's key
+//!   works) and the delivery waits for the clerk (`awaiting_clerk`). The clerk's browser gets a
+//!   fresh ticket when it asks (`GET /v1/cases/{id}/jump/{system}`), so none is stale.
 //! - When the previous attempt was ambiguous, or a node died mid-attempt (`lease_expired`), the
 //!   line system is asked by idempotency key first: found → delivered with that receipt, not
 //!   found → sent again, lookup failed → retried later (never sent blind).
@@ -41,14 +41,26 @@ pub async fn run_attempt(
             return (classify(line, claimed, store, outcome).await.0, None);
         }
     };
-    if line.is_jump() {
-        return (
-            AttemptOutcome::AwaitingClerk {
-                excerpt: "waiting for the clerk: ticket issued when the clerk opens the jump link"
-                    .to_owned(),
-            },
-            None,
-        );
+    if let (Some(jump), true) = (adapter.as_jump(), line.is_jump()) {
+        // The first ticket proves the system's key works; the clerk gets a fresh one on arrival.
+        return match jump.issue(&claimed.lease.delivery_id, Timestamp::now()) {
+            Ok(ticket) => (
+                AttemptOutcome::AwaitingClerk {
+                    excerpt: format!(
+                        "waiting for the clerk; first ticket valid until {}",
+                        ticket.expires_at
+                    ),
+                },
+                None,
+            ),
+            Err(error) => {
+                let outcome = DeliveryOutcome::Retry {
+                    after: None,
+                    reason: format!("issuing a jump ticket failed: {error}"),
+                };
+                (classify(line, claimed, store, outcome).await.0, None)
+            }
+        };
     }
     let (Some(sender), Some(deliver)) = (&line.sender, adapter.as_deliver()) else {
         let outcome = DeliveryOutcome::Rejected {
