@@ -126,10 +126,52 @@ fn unknown_and_missing_fields_are_named() {
     case["applicant"]["kind"] = json!("robot");
     let problem = single(&serde_json::to_vec(&case).unwrap());
     assert_eq!(problem.path, "applicant.kind");
-    assert!(
-        problem.message.contains("unknown variant `robot`"),
-        "{problem}"
+    assert_eq!(
+        problem.message,
+        "unknown applicant kind \"robot\", expected `natural_person` or `legal_person`"
     );
+}
+
+#[test]
+fn every_type_problem_comes_back_at_once() {
+    let mut case = example("legal-person-five-certificates");
+    case["materials"][0]["size"] = json!("large");
+    case["materials"][2]["kind"] = json!("photocopy");
+    case["time_limit_days"] = json!(-1);
+    case["received_at"] = json!("yesterday");
+    case["applicant"]["legal_representative"]["id_type"] = json!(111);
+    case["priority"] = json!("urgent");
+    case.as_object_mut().unwrap().remove("channel");
+    let problems = problems(&serde_json::to_vec(&case).unwrap());
+    let mut paths: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
+    paths.sort();
+    let expected = [
+        "applicant.legal_representative.id_type: invalid type: integer `111`, expected",
+        "channel: is required",
+        "materials[0].size: invalid type: string \"large\", expected u64",
+        "materials[2].kind: unknown variant `photocopy`",
+        "priority: unknown field",
+        "received_at: ",
+        "time_limit_days: invalid value: integer `-1`, expected u32",
+    ];
+    assert_eq!(paths.len(), expected.len(), "{paths:#?}");
+    for (path, expected) in paths.iter().zip(expected) {
+        assert!(
+            path.starts_with(expected),
+            "{path} does not start with {expected}"
+        );
+    }
+}
+
+#[test]
+fn an_applicant_without_kind_is_named() {
+    let mut case = example("natural-person-pension-enrolment");
+    case["applicant"].as_object_mut().unwrap().remove("kind");
+    let problem = single(&serde_json::to_vec(&case).unwrap());
+    assert_eq!(problem.to_string(), "applicant.kind: is required");
+    case["applicant"] = json!("陈美玲");
+    let problem = single(&serde_json::to_vec(&case).unwrap());
+    assert_eq!(problem.path, "applicant");
 }
 
 #[test]
@@ -214,4 +256,38 @@ fn validation_problems_come_back_all_at_once() {
     let problems = problems(&serde_json::to_vec(&case).unwrap());
     let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["applicant.credit_code", "region.division_code"]);
+}
+
+fn example_bytes() -> Vec<u8> {
+    serde_json::to_vec(&example("legal-person-five-certificates")).unwrap()
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_give_problems_not_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        if let Err(problems) = parse_case(&bytes) {
+            proptest::prop_assert!(!problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn truncated_cases_are_refused_with_a_problem(cut in 0usize..1_000) {
+        let bytes = example_bytes();
+        let cut = cut % bytes.len();
+        let problems = parse_case(&bytes[..cut]).expect_err("a truncated case is refused");
+        proptest::prop_assert!(!problems.is_empty());
+    }
+
+    #[test]
+    fn changed_bytes_give_a_case_or_problems(position in 0usize..4_000, byte in proptest::prelude::any::<u8>()) {
+        let mut bytes = example_bytes();
+        let position = position % bytes.len();
+        bytes[position] = byte;
+        if let Err(problems) = parse_case(&bytes) {
+            proptest::prop_assert!(!problems.is_empty());
+            for problem in problems {
+                proptest::prop_assert!(!problem.message.is_empty());
+            }
+        }
+    }
 }
