@@ -9,6 +9,7 @@
 //! - [`rest`], [`soap`], [`file`], [`jump`]: one module per adapter kind.
 //! - [`progress`]: cases move through the system's own status codes over time.
 //! - [`faults`]: fault plans; [`admin`]: the `/_admin` API; [`state`]: what is remembered.
+//! - [`notify`]: signed callbacks to the hub, in order, with retries.
 //! - [`sign`]: HMAC-SHA256 / HMAC-SM3 request signatures; [`charset`]: GBK/GB18030 and friends.
 //!
 //! [`serve`] takes a config, a bound listener and a shutdown future, so tests run the fleet
@@ -20,6 +21,7 @@ pub mod charset;
 pub mod faults;
 pub mod file;
 pub mod jump;
+pub mod notify;
 pub mod progress;
 pub mod rest;
 pub mod secret;
@@ -162,7 +164,7 @@ pub async fn serve(
         .with_state(Arc::clone(&fleet));
     let progress = tokio::spawn(progress::run(Arc::clone(&fleet)));
     let files = tokio::spawn(file::run(Arc::clone(&fleet)));
-    let notifier = tokio::spawn(progress::run_callbacks(Arc::clone(&fleet), callback_jobs));
+    let notifier = tokio::spawn(notify::run(Arc::clone(&fleet), callback_jobs));
     let accept = tokio::spawn(server::accept_loop(listener, router, token.clone()));
     shutdown.await;
     token.cancel();

@@ -12,7 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::catalogue::{KindSpec, SystemSpec};
-use crate::sign::{self, MacAlgorithm};
+use crate::notify::{self, CallbackJob};
+use crate::sign::MacAlgorithm;
 use crate::state::{Fleet, Runtime, Sink, SystemEntry, fnv};
 
 /// One status of a case.
@@ -247,16 +248,6 @@ pub async fn emit(fleet: &Arc<Fleet>, entry: &Arc<SystemEntry>, transition: Tran
     }
 }
 
-/// A signed callback waiting its turn.
-#[derive(Debug)]
-pub struct CallbackJob {
-    entry: Arc<SystemEntry>,
-    path: String,
-    algorithm: MacAlgorithm,
-    key: Option<Vec<u8>>,
-    body: serde_json::Value,
-}
-
 fn spawn_callback(
     fleet: &Arc<Fleet>,
     entry: &Arc<SystemEntry>,
@@ -272,51 +263,7 @@ fn spawn_callback(
         key,
         body,
     };
-    if fleet.callbacks.send(job).is_err() {
-        tracing::debug!(system = %entry.spec.id, "callback dropped at shutdown");
-    }
-}
-
-/// Sends queued callbacks one at a time, in order, until shutdown.
-pub async fn run_callbacks(
-    fleet: Arc<Fleet>,
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<CallbackJob>,
-) {
-    loop {
-        let job = tokio::select! {
-            () = fleet.shutdown.cancelled() => return,
-            job = jobs.recv() => match job {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let bytes = job.body.to_string().into_bytes();
-        let result = sign::post_signed(
-            &fleet.http,
-            &fleet.runtime.hub_url,
-            &job.path,
-            job.algorithm,
-            job.key.as_deref(),
-            bytes,
-        )
-        .await;
-        let ok = matches!(&result, Ok(answer) if (200..300).contains(&answer.status));
-        let id = &job.entry.spec.id;
-        match &result {
-            Ok(answer) => {
-                tracing::info!(system = %id, path = %job.path, status = answer.status, "callback sent")
-            }
-            Err(err) => {
-                tracing::warn!(system = %id, path = %job.path, error = %err, "callback failed")
-            }
-        }
-        let mut state = job.entry.lock();
-        if ok {
-            state.counters.callbacks_sent += 1;
-        } else {
-            state.counters.callbacks_failed += 1;
-        }
-    }
+    notify::enqueue(fleet, job);
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! receipt and counts a duplicate); receipt numbers are unique per system; the lock is never held
 //! across an await.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ pub struct Fleet {
     /// Cancelled at shutdown: ends hanging answers and background tasks.
     pub shutdown: CancellationToken,
     /// Queue of signed status callbacks, sent in order.
-    pub callbacks: tokio::sync::mpsc::UnboundedSender<crate::progress::CallbackJob>,
+    pub callbacks: tokio::sync::mpsc::UnboundedSender<crate::notify::CallbackJob>,
 }
 
 /// One system: its spec and its state.
@@ -68,7 +68,7 @@ impl SystemEntry {
         Self {
             spec,
             state: Mutex::new(SystemState {
-                received: Vec::new(),
+                received: VecDeque::new(),
                 cases: Vec::new(),
                 by_key: HashMap::new(),
                 by_receipt: HashMap::new(),
@@ -131,6 +131,9 @@ pub fn fnv(text: &str) -> u64 {
     })
 }
 
+/// Documents kept per system for `/_admin/received` (counters are never capped).
+pub const RECEIVED_KEPT: usize = 10_000;
+
 /// Counters reported by `/_admin/stats`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counters {
@@ -148,8 +151,10 @@ pub struct Counters {
     pub lookups: u64,
     /// Callbacks the hub accepted.
     pub callbacks_sent: u64,
-    /// Callbacks that failed.
+    /// Callbacks given up on (refused by the hub, or attempts exhausted).
     pub callbacks_failed: u64,
+    /// Callback attempts that failed and were tried again.
+    pub callbacks_retried: u64,
     /// Receipt files written.
     pub receipts_written: u64,
 }
@@ -221,8 +226,8 @@ impl Case {
 /// Mutable state of one system.
 #[derive(Debug)]
 pub struct SystemState {
-    /// Documents received, in order.
-    pub received: Vec<Received>,
+    /// Documents received, in order (the latest [`RECEIVED_KEPT`]).
+    pub received: VecDeque<Received>,
     /// Cases in order of arrival.
     pub cases: Vec<Case>,
     /// Case index by idempotency key.
@@ -285,8 +290,11 @@ impl SystemState {
             .count()
     }
 
-    /// Records a received document.
+    /// Records a received document, dropping the oldest beyond [`RECEIVED_KEPT`].
     pub fn record(&mut self, received: Received) {
-        self.received.push(received);
+        if self.received.len() >= RECEIVED_KEPT {
+            self.received.pop_front();
+        }
+        self.received.push_back(received);
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::catalogue::JumpSpec;
 use crate::faults::{Applied, FaultAction};
+use crate::notify::{self, CallbackJob, Verdict};
 use crate::server::{Incoming, plain, typed};
 use crate::sign::{self, MacAlgorithm};
 use crate::state::{Fleet, Received, Sink, SystemEntry};
@@ -199,31 +200,25 @@ async fn submit(
     };
     let step = case.current().clone();
     let hub_ok = if new {
-        let body = json!({
-            "system": entry.spec.id,
-            "delivery": delivery,
-            "line_case_no": case.receipt_no,
-            "status": step.code,
-            "message": step.message,
-        })
-        .to_string();
-        let answer = sign::post_signed(
-            &fleet.http,
-            &fleet.runtime.hub_url,
-            "/v1/jump/callback",
-            MacAlgorithm::from_name(&spec.algorithm),
-            Some(spec.key.expose().as_bytes()),
-            body.into_bytes(),
-        )
-        .await;
-        let ok = matches!(&answer, Ok(a) if (200..300).contains(&a.status));
-        let mut state = entry.lock();
-        if ok {
-            state.counters.callbacks_sent += 1;
-        } else {
-            state.counters.callbacks_failed += 1;
+        let job = CallbackJob {
+            entry: Arc::clone(entry),
+            path: "/v1/jump/callback".to_owned(),
+            algorithm: MacAlgorithm::from_name(&spec.algorithm),
+            key: Some(spec.key.expose().as_bytes().to_vec()),
+            body: json!({
+                "system": entry.spec.id,
+                "delivery": delivery,
+                "line_case_no": case.receipt_no,
+                "status": step.code,
+                "message": step.message,
+            }),
+        };
+        let verdict = notify::send_once(fleet, &job).await;
+        notify::record(entry, verdict);
+        if verdict == Verdict::Retry {
+            notify::enqueue(fleet, job);
         }
-        ok
+        verdict == Verdict::Sent
     } else {
         true
     };

@@ -179,3 +179,49 @@ async fn sm3_portal_signs_with_hmac_sm3_and_progresses_by_callback() {
         .collect();
     assert_eq!(statuses, ["1", "2", "3"]);
 }
+
+#[tokio::test]
+async fn a_callback_the_hub_missed_is_sent_again_in_order() {
+    let (hub, hub_url) = fake_hub().await;
+    let fleet = start_with(Options {
+        hub_url,
+        pace: 0.01,
+        ..Options::default()
+    })
+    .await;
+    let page = fleet
+        .client
+        .get(fleet.url("/J02/portal/enter?ticket=r1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    hub.fail_next.store(3, std::sync::atomic::Ordering::SeqCst);
+    let done = fleet
+        .client
+        .post(fleet.url("/J02/portal/enter/submit"))
+        .form(&[("__delivery", "dlv-r1")])
+        .send()
+        .await
+        .unwrap();
+    assert!(done.text().await.unwrap().contains("稍后重试"));
+    eventually("every status reaches the hub", || async {
+        hub.calls()
+            .iter()
+            .filter(|c| c.path == "/v1/jump/callback")
+            .count()
+            == 3
+    })
+    .await;
+    let statuses: Vec<String> = hub
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/v1/jump/callback")
+        .map(|c| c.body["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["1", "2", "3"], "retries keep the order");
+    let stats = fleet.stats("J02").await;
+    assert_eq!(stats["callbacks_retried"], 3);
+    assert_eq!(stats["callbacks_sent"], 3);
+    assert_eq!(stats["callbacks_failed"], 0);
+}

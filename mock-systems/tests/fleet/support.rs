@@ -211,6 +211,17 @@ pub struct HubCall {
 #[derive(Clone, Default)]
 pub struct FakeHub {
     pub calls: Arc<Mutex<Vec<HubCall>>>,
+    /// Callbacks answered 503 before the hub takes them again.
+    pub fail_next: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl FakeHub {
+    fn failing(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 impl FakeHub {
@@ -285,6 +296,9 @@ async fn redeem(
 }
 
 async fn jump_callback(State(hub): State<FakeHub>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if hub.failing() {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let value: Value = serde_json::from_slice(&body).unwrap();
     let system = value["system"].as_str().unwrap_or_default().to_owned();
     let ok = check_signature(&system, "/v1/jump/callback", &headers, &body);
@@ -306,6 +320,9 @@ async fn status_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    if hub.failing() {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let value: Value = serde_json::from_slice(&body).unwrap();
     let path = format!("/v1/callbacks/{system}");
     let ok = check_signature(&system, &path, &headers, &body);
