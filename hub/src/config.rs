@@ -235,7 +235,7 @@ impl Default for DispatchConfig {
         Self {
             enabled: true,
             poll_interval: Duration::from_millis(500),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(20),
             claim_batch: 256,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),

@@ -42,8 +42,9 @@ pub struct Args {
     /// Longest `Prefer: wait=N` honoured, in seconds.
     #[arg(long, default_value_t = 30)]
     max_wait_secs: u64,
-    /// Lease on a claimed delivery, in seconds (renewed while sending).
-    #[arg(long, default_value_t = 60)]
+    /// Lease on a claimed delivery, in seconds (renewed every third of it while sending); a
+    /// crashed node's deliveries are taken over after at most this long.
+    #[arg(long, default_value_t = 20)]
     lease_secs: u64,
     /// How often to look for due deliveries, in milliseconds.
     #[arg(long, default_value_t = 500)]

@@ -1,0 +1,150 @@
+//! The `yimen` binary: `yimen serve` announces its address once it answers, delivers a case,
+//! `yimen replay` talks to it through the API, and SIGTERM stops it cleanly (exit 0).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod serve_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use serve_support::{KEY, case, fixture_mappings};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_yimen");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_delivers_replay_answers_and_sigterm_stops_cleanly() {
+    let lines = MockServer::start().await;
+    for system in ["R01", "R02"] {
+        Mock::given(method("POST"))
+            .and(path(format!("/{system}/api/cases")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "code": "0", "message": "ok", "data": { "receiptNo": "X-1", "status": "01" }
+            })))
+            .mount(&lines)
+            .await;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .arg("--mappings")
+        .arg(fixture_mappings())
+        .args(["--node-id", "cli-test", "--poll-ms", "50"])
+        .env("YIMEN_API_KEYS", format!("test:{KEY}"))
+        .env("YIMEN_LINE_BASE", lines.uri())
+        .env("YIMEN_FILES_DIR", data.path().join("files"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().unwrap().unwrap();
+        first
+            .strip_prefix("yimen listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned()
+    })
+    .await
+    .unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(format!("{url}/v1/cases"))
+        .bearer_auth(KEY)
+        .header("prefer", "wait=10")
+        .json(&case("CLI-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        answer["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "delivered"),
+        "{answer:#}"
+    );
+
+    let replay = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            Command::new(BIN)
+                .args([
+                    "replay",
+                    "--system",
+                    "R01",
+                    "--reason",
+                    "nothing is dead",
+                    "--server",
+                ])
+                .arg(&url)
+                .env("YIMEN_API_KEY", KEY)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&replay.stdout).trim(),
+        "replayed 0 deliveries"
+    );
+
+    let refused = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            Command::new(BIN)
+                .args(["replay", "--system", "R01", "--reason", "x", "--server"])
+                .arg(&url)
+                .env("YIMEN_API_KEY", "wrong")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("yimen serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
