@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
-use yimen_e2e::{API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks};
+use yimen_e2e::{
+    API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks,
+};
 
 /// A matter routed to API-docking systems (rest and soap), so deliveries need no clerk.
+/// Leases short enough that a killed node's deliveries are reclaimed within the test.
+const FAST_LEASE: &[&str] = &["--lease-secs", "5", "--poll-ms", "100"];
+
 const CASE_FILE: &str = "natural-person-pension-enrolment.json";
 
 fn seed() -> u64 {
@@ -45,19 +50,30 @@ async fn kill_9_under_load_loses_nothing_and_sends_nothing_twice() -> anyhow::Re
     let mocks = start_mocks(files.path(), &hub_url, &[])?;
     let data_arg = data.path().to_string_lossy().into_owned();
     let store_args = ["--data", data_arg.as_str()];
-    let hub = start_hub(port, &store_args, &mocks.url, files.path(), &[])?;
+    let hub = start_hub(port, &store_args, &mocks.url, files.path(), FAST_LEASE)?;
     let hub = Arc::new(Mutex::new(hub));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
+    // Slow answers keep deliveries in flight, so the kill catches some mid-send.
+    client
+        .post(format!("{}/_admin/faults/T05", mocks.url))
+        .json(&serde_json::json!({ "latency_ms": 150 }))
+        .send()
+        .await?
+        .error_for_status()?;
 
     // The platform: submits cases, retrying each with the same number until the hub answers 2xx.
     let accepted: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut platform = Vec::new();
     for worker in 0..6 {
-        let (client, accepted, stop, hub_url) =
-            (client.clone(), accepted.clone(), stop.clone(), hub_url.clone());
+        let (client, accepted, stop, hub_url) = (
+            client.clone(),
+            accepted.clone(),
+            stop.clone(),
+            hub_url.clone(),
+        );
         platform.push(tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
@@ -96,7 +112,7 @@ async fn kill_9_under_load_loses_nothing_and_sends_nothing_twice() -> anyhow::Re
         let mut guard = hub.lock().await;
         guard.kill9()?;
         eprintln!("round {round}: killed after {wait:?}");
-        *guard = start_hub(port, &store_args, &mocks.url, files.path(), &[])?;
+        *guard = start_hub(port, &store_args, &mocks.url, files.path(), FAST_LEASE)?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -104,7 +120,11 @@ async fn kill_9_under_load_loses_nothing_and_sends_nothing_twice() -> anyhow::Re
         task.await??;
     }
     let accepted = accepted.lock().await.clone();
-    assert!(accepted.len() >= 20, "too few cases accepted: {}", accepted.len());
+    assert!(
+        accepted.len() >= 20,
+        "too few cases accepted: {}",
+        accepted.len()
+    );
 
     // Every accepted case ends with every target delivered.
     let started = Instant::now();
@@ -123,8 +143,7 @@ async fn kill_9_under_load_loses_nothing_and_sends_nothing_twice() -> anyhow::Re
                     .json()
                     .await?;
                 let targets = case["targets"].as_array().cloned().unwrap_or_default();
-                let done = !targets.is_empty()
-                    && targets.iter().all(|t| t["state"] == "delivered");
+                let done = !targets.is_empty() && targets.iter().all(|t| t["state"] == "delivered");
                 Ok(done.then_some(case))
             },
         )

@@ -7,7 +7,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use yimen_e2e::{API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks};
+use yimen_e2e::{
+    API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks,
+};
+
+/// Leases short enough that a killed node's deliveries are reclaimed within the test.
+const FAST_LEASE: &[&str] = &["--lease-secs", "5", "--poll-ms", "100"];
 
 const CASE_FILE: &str = "natural-person-pension-enrolment.json";
 
@@ -19,7 +24,18 @@ struct Database {
 
 fn psql(sql: &str) -> anyhow::Result<()> {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .output()
         .context("running psql")?;
     if !out.status.success() {
@@ -41,7 +57,10 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -50,7 +69,10 @@ async fn three_nodes_one_killed_nothing_lost_nothing_twice() -> anyhow::Result<(
     let db = Database::create()?;
     let files = tempfile::tempdir()?;
     let ports = [free_port()?, free_port()?, free_port()?];
-    let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     // Jump callbacks are not part of this scenario; any node can take them.
     let mocks = start_mocks(files.path(), &urls[0], &[])?;
     let mut nodes = Vec::new();
@@ -58,15 +80,27 @@ async fn three_nodes_one_killed_nothing_lost_nothing_twice() -> anyhow::Result<(
         let node_id = format!("node-{i}");
         nodes.push(Some(start_hub(
             *port,
-            &["--database-url", db.url.as_str(), "--node-id", node_id.as_str()],
+            &[
+                "--database-url",
+                db.url.as_str(),
+                "--node-id",
+                node_id.as_str(),
+            ],
             &mocks.url,
             files.path(),
-            &[],
+            FAST_LEASE,
         )?));
     }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
+    // Slow answers keep deliveries in flight, so the kill catches some mid-send.
+    client
+        .post(format!("{}/_admin/faults/T05", mocks.url))
+        .json(&serde_json::json!({ "latency_ms": 150 }))
+        .send()
+        .await?
+        .error_for_status()?;
 
     let mut accepted = BTreeMap::new();
     for n in 0..150u32 {
@@ -91,7 +125,10 @@ async fn three_nodes_one_killed_nothing_lost_nothing_twice() -> anyhow::Result<(
             match answer {
                 Ok(r) if r.status().is_success() => {
                     let body: serde_json::Value = r.json().await?;
-                    accepted.insert(number, body["case_id"].as_str().unwrap_or_default().to_owned());
+                    accepted.insert(
+                        number,
+                        body["case_id"].as_str().unwrap_or_default().to_owned(),
+                    );
                     break;
                 }
                 Ok(r) if r.status().is_client_error() => bail!("refused: {}", r.text().await?),
@@ -131,7 +168,10 @@ async fn three_nodes_one_killed_nothing_lost_nothing_twice() -> anyhow::Result<(
     for (system, count) in &expected {
         let (received, duplicates) = counters.get(system).copied().unwrap_or_default();
         eprintln!("{system}: expected {count}, received {received}, duplicates {duplicates}");
-        assert_eq!(received, *count, "{system}: each accepted case received exactly once");
+        assert_eq!(
+            received, *count,
+            "{system}: each accepted case received exactly once"
+        );
     }
     Ok(())
 }

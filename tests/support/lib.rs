@@ -41,7 +41,14 @@ pub fn bin(name: &str) -> Result<PathBuf> {
     if !path.exists() {
         BUILD.call_once(|| {
             let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "yimen-hub", "-p", "yimen-mock-systems", "--bins"])
+                .args([
+                    "build",
+                    "-p",
+                    "yimen-hub",
+                    "-p",
+                    "yimen-mock-systems",
+                    "--bins",
+                ])
                 .current_dir(repo_root())
                 .status();
             if let Err(e) = status {
@@ -50,7 +57,10 @@ pub fn bin(name: &str) -> Result<PathBuf> {
         });
     }
     if !path.exists() {
-        bail!("binary {} not found; run `cargo build --bins` first", path.display());
+        bail!(
+            "binary {} not found; run `cargo build --bins` first",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -147,7 +157,11 @@ impl Process {
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    bail!("{} closed its output; output:\n{}", program.display(), seen.join("\n"))
+                    bail!(
+                        "{} closed its output; output:\n{}",
+                        program.display(),
+                        seen.join("\n")
+                    )
                 }
             }
         }
@@ -156,7 +170,9 @@ impl Process {
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill9(&mut self) -> Result<()> {
         self.child.kill().context("sending SIGKILL")?;
-        self.child.wait().context("waiting for the killed process")?;
+        self.child
+            .wait()
+            .context("waiting for the killed process")?;
         Ok(())
     }
 
@@ -262,7 +278,8 @@ pub fn start_hub(
 /// Reads a sample case from `mappings/examples/` and gives it a new platform case number.
 pub fn sample_case(file: &str, case_number: &str) -> Result<serde_json::Value> {
     let path = mappings_dir().join("examples").join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut case: serde_json::Value = serde_json::from_str(&text)?;
     case["case_number"] = serde_json::Value::String(case_number.to_owned());
     Ok(case)
