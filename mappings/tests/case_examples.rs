@@ -1,4 +1,4 @@
-//! Every sample case in `mappings/examples/` (except the catalogue's `cat-*`) parses, normalises and validates cleanly.
+//! Every sample case in `mappings/examples/` parses, normalises and validates cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap: a panic is a failed test
 
 use std::path::Path;
@@ -11,20 +11,12 @@ fn examples() -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .filter(|path| !is_catalogue_example(path))
         .collect();
     files.sort();
     files
         .into_iter()
         .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
         .collect()
-}
-
-/// Examples named `cat-*` belong to the line-system catalogue, whose golden tests check them.
-fn is_catalogue_example(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| name.starts_with("cat-"))
 }
 
 #[test]
