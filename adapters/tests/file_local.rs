@@ -230,8 +230,7 @@ async fn io_errors_retry_and_bad_materials_reject() {
 
 #[tokio::test]
 async fn secrets_and_personal_data_stay_out_of_logs() {
-    let logs = LogCapture::default();
-    let _guard = logs.install();
+    let logs = LogCapture::global();
     let tmp = tempfile::tempdir().unwrap();
     let adapter = build(
         tmp.path(),

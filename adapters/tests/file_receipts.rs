@@ -201,3 +201,68 @@ async fn utf8_receipts_are_read_when_configured() {
         .unwrap();
     assert_eq!(reports[0].message.as_deref(), Some("补正 <材料>"));
 }
+
+#[tokio::test]
+async fn refusals_without_a_key_are_reported_by_stem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = setup(tmp.path());
+    let stem = delivered(&adapter, "CR", "rrrrrrrr-1").await;
+    let text = format!(
+        "<?xml version=\"1.0\" encoding=\"GBK\"?><Receipt><File>{stem}</File><Key></Key>\
+         <ReceiptNo></ReceiptNo><StatusCode>99</StatusCode><Message>清单无法读取</Message></Receipt>"
+    );
+    let inbox = tmp.path().join("files/inbox");
+    std::fs::write(
+        inbox.join(format!("{stem}.receipt.xml")),
+        encoding_rs::GB18030.encode(&text).0,
+    )
+    .unwrap();
+    // Without a key the stem must still look like one of ours.
+    std::fs::write(
+        inbox.join("x.receipt.xml"),
+        "<Receipt><File>x</File><StatusCode>99</StatusCode></Receipt>",
+    )
+    .unwrap();
+    let reports = adapter
+        .as_status()
+        .unwrap()
+        .query_status(std::slice::from_ref(&stem))
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].raw_status, "99");
+    assert_eq!(reports[0].message.as_deref(), Some("清单无法读取"));
+    assert!(
+        tmp.path()
+            .join("files/quarantine/x.receipt.xml.reason")
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn find_by_key_falls_back_to_receipts_when_the_outbox_was_emptied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = setup(tmp.path());
+    let stem = delivered(&adapter, "CF", "ffffffff-1").await;
+    // The 前置机 moved the delivery away (to a folder of its own) and answered.
+    let outbox = tmp.path().join("files/outbox");
+    for entry in std::fs::read_dir(&outbox).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let deliver = adapter.as_deliver().unwrap();
+    assert_eq!(deliver.find_by_key("ffffffff-1").await.unwrap(), None);
+    std::fs::write(
+        tmp.path().join(format!("files/inbox/{stem}.receipt.xml")),
+        receipt_xml(&stem, "ffffffff-1", "01", "已受理"),
+    )
+    .unwrap();
+    let found = deliver.find_by_key("ffffffff-1").await.unwrap().unwrap();
+    assert_eq!(found.receipt_number.as_deref(), Some(stem.as_str()));
+    assert_eq!(found.raw_status.as_deref(), Some("01"));
+    assert_eq!(deliver.find_by_key("ffffffff-2").await.unwrap(), None);
+    assert_eq!(
+        names(&tmp.path().join("files/inbox")).len(),
+        1,
+        "nothing moved"
+    );
+}

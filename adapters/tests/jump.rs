@@ -432,8 +432,7 @@ fn request_signatures_match_independent_vectors() {
 
 #[tokio::test]
 async fn tickets_and_keys_stay_out_of_logs() {
-    let logs = LogCapture::default();
-    let _guard = logs.install();
+    let logs = LogCapture::global();
     let adapter = build("T01", KEY, "hmac-sm3");
     let jump = adapter.as_jump().unwrap();
     let issued = jump.issue("dlv-log", now()).unwrap();

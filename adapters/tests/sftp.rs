@@ -245,8 +245,7 @@ async fn connect_timeout_is_honoured_on_a_blackhole_port() {
 
 #[tokio::test]
 async fn private_keys_and_personal_data_stay_out_of_logs() {
-    let logs = LogCapture::default();
-    let _guard = logs.install();
+    let logs = LogCapture::global();
     let sshd = Sshd::start().await;
     let adapter = build(&sshd.mapping(""), sshd.dir.path());
     let outcome = adapter

@@ -7,7 +7,8 @@
 //! How the hub uses it:
 //! - [`crate::Deliver::deliver`] writes one attempt; the receipt number is the delivery's stem
 //!   (`<case-id>_<attempt>_<key8>`), which receipts name in `<File>`.
-//! - [`crate::Deliver::find_by_key`] looks for a manifest with the key (after `Ambiguous`).
+//! - [`crate::Deliver::find_by_key`] looks for a manifest with the key in the outbox or archive,
+//!   then for a receipt with the key in the inbox or archive (after `Ambiguous`).
 //! - [`crate::QueryStatus::query_status`] with stems takes their receipts from the inbox
 //!   (archived afterwards; bad files quarantined; other receipts stay for their own poll).
 //! - Or, to sweep the whole inbox: [`FileAdapter::receipt_scanner`] and
@@ -234,7 +235,15 @@ impl Deliver for FileAdapter {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<Receipt>, StatusQueryError> {
-        self.outbox.find_by_key(idempotency_key).await
+        if let Some(found) = self.outbox.find_by_key(idempotency_key).await? {
+            return Ok(Some(found));
+        }
+        let receipt = self.scanner.find_by_key(idempotency_key).await?;
+        Ok(receipt.map(|r| Receipt {
+            receipt_number: Some(r.stem.clone()),
+            raw_status: Some(r.status_code.clone()),
+            excerpt: r.to_report().excerpt,
+        }))
     }
 }
 

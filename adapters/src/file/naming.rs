@@ -93,17 +93,23 @@ pub fn is_safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Whether a receipt's stem is consistent with its idempotency key (the stem's key part is the
-/// key's prefix), so a receipt can be tied to a delivery this adapter named.
-pub fn stem_matches_key(stem: &str, idempotency_key: &str) -> bool {
+/// Whether a name has the shape of a stem this module makes (`<case>_<attempt>_<key8>`).
+pub fn is_stem(stem: &str) -> bool {
     let mut parts = stem.rsplitn(3, '_');
     let (Some(key8), Some(attempt), Some(case)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     !case.is_empty()
         && attempt.parse::<u32>().is_ok()
+        && key8.len() == 8
+        && key8.bytes().all(|b| b.is_ascii_alphanumeric())
         && is_safe_name(stem)
-        && key8 == key_prefix(idempotency_key)
+}
+
+/// Whether a receipt's stem is consistent with its idempotency key (the stem's key part is the
+/// key's prefix), so a receipt can be tied to a delivery this adapter named.
+pub fn stem_matches_key(stem: &str, idempotency_key: &str) -> bool {
+    is_stem(stem) && stem.rsplit('_').next() == Some(key_prefix(idempotency_key).as_str())
 }
 
 /// One material as listed in a manifest.

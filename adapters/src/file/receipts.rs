@@ -27,8 +27,9 @@ pub struct FileReceipt {
     pub file_name: String,
     /// The delivery's stem (`<File>`): the receipt number the adapter gave the hub.
     pub stem: String,
-    /// The delivery's idempotency key (`<Key>`).
-    pub idempotency_key: String,
+    /// The delivery's idempotency key (`<Key>`); the 前置机 leaves it empty when it refuses a
+    /// delivery whose manifest it could not read.
+    pub idempotency_key: Option<String>,
     /// The line system's own receipt number (`<ReceiptNo>`), when given.
     pub receipt_no: Option<String>,
     /// The raw status code (`<StatusCode>`).
@@ -187,6 +188,35 @@ impl ReceiptScanner {
         Ok(summary)
     }
 
+    /// Looks in the inbox and the archive for a receipt carrying this idempotency key (the
+    /// 前置机 took the delivery, even if it moved the outbound files away). Moves nothing.
+    pub async fn find_by_key(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<FileReceipt>, StatusQueryError> {
+        let marker = format!("_{}.", naming::key_prefix(idempotency_key));
+        let folders = self.folders.open().await.map_err(unavailable)?;
+        for folder in [&self.inbox, &self.archive] {
+            for entry in folders.list(folder).await.map_err(unavailable)? {
+                if !entry.name.contains(&marker)
+                    || !entry.name.ends_with(".receipt.xml")
+                    || entry.size > self.max_bytes
+                {
+                    continue;
+                }
+                let Ok(bytes) = folders.read(folder, &entry.name, self.max_bytes).await else {
+                    continue;
+                };
+                if let Ok(receipt) = parse_receipt(&entry.name, &bytes, self.encoding)
+                    && receipt.idempotency_key.as_deref() == Some(idempotency_key)
+                {
+                    return Ok(Some(receipt));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Takes the receipts of the given stems (as [`crate::QueryStatus`] does): those are archived
     /// and reported; receipts of other deliveries stay in the inbox; bad ones are quarantined.
     pub async fn take_for(&self, stems: &[String]) -> Result<Vec<StatusReport>, StatusQueryError> {
@@ -229,13 +259,21 @@ pub fn parse_receipt(
             .filter(|v| !v.is_empty())
     };
     let stem = get("File").ok_or("receipt has no <File>")?;
-    let key = get("Key").ok_or("receipt has no <Key>")?;
+    let key = get("Key");
     let status = get("StatusCode").ok_or("receipt has no <StatusCode>")?;
-    if !naming::stem_matches_key(&stem, &key) {
-        return Err(format!(
-            "receipt names file {stem:?}, which is not a delivery with key prefix {}",
-            naming::key_prefix(&key)
-        ));
+    match &key {
+        Some(key) if !naming::stem_matches_key(&stem, key) => {
+            return Err(format!(
+                "receipt names file {stem:?}, which is not a delivery with key prefix {}",
+                naming::key_prefix(key)
+            ));
+        }
+        None if !naming::is_stem(&stem) => {
+            return Err(format!(
+                "receipt names {stem:?}, which is not a delivery file stem"
+            ));
+        }
+        _ => {}
     }
     let sequence = receipt_sequence(file_name, &stem)?;
     Ok(FileReceipt {

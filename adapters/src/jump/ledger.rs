@@ -4,7 +4,7 @@
 //! restarts; [`InMemoryTicketLedger`] serves one process (tests, demo). Invariant: `consume`
 //! succeeds at most once per nonce while the ticket could still verify.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -34,7 +34,14 @@ pub trait TicketLedger: Send + Sync {
 /// A ledger in this process's memory.
 #[derive(Debug, Default)]
 pub struct InMemoryTicketLedger {
-    used: Mutex<HashMap<String, Timestamp>>,
+    used: Mutex<Used>,
+}
+
+/// Consumed nonces, and the same ordered by expiry so forgetting costs O(log n) per nonce.
+#[derive(Debug, Default)]
+struct Used {
+    nonces: HashSet<String>,
+    by_expiry: BTreeSet<(Timestamp, String)>,
 }
 
 impl InMemoryTicketLedger {
@@ -45,7 +52,7 @@ impl InMemoryTicketLedger {
 
     /// Nonces currently remembered.
     pub fn len(&self) -> usize {
-        self.used.lock().map(|u| u.len()).unwrap_or(0)
+        self.used.lock().map(|u| u.nonces.len()).unwrap_or(0)
     }
 
     /// Whether no nonce is remembered.
@@ -67,11 +74,19 @@ impl TicketLedger for InMemoryTicketLedger {
         let horizon = expires_at
             .checked_sub(SignedDuration::from_secs(MAX_TICKET_TTL_SECONDS as i64))
             .unwrap_or(Timestamp::MIN);
-        used.retain(|_, exp| *exp >= horizon);
-        if used.contains_key(nonce) {
+        while used
+            .by_expiry
+            .first()
+            .is_some_and(|(exp, _)| *exp < horizon)
+        {
+            if let Some((_, old)) = used.by_expiry.pop_first() {
+                used.nonces.remove(&old);
+            }
+        }
+        if !used.nonces.insert(nonce.to_owned()) {
             return Err(LedgerError::Replayed);
         }
-        used.insert(nonce.to_owned(), expires_at);
+        used.by_expiry.insert((expires_at, nonce.to_owned()));
         Ok(())
     }
 }
