@@ -243,7 +243,7 @@ pub struct SystemState {
     /// Issued bearer tokens and when they expire.
     pub tokens: HashMap<String, tokio::time::Instant>,
     /// Pre-filled fields of redeemed jump tickets, by delivery.
-    pub jump_forms: HashMap<String, BTreeMap<String, String>>,
+    pub jump_forms: HashMap<String, Vec<(String, String)>>,
     seq: u64,
 }
 

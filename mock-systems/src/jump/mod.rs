@@ -8,7 +8,6 @@
 
 mod page;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -117,7 +116,7 @@ async fn redeem(
     let parsed: Result<Value, _> = serde_json::from_str(&answer.body);
     let Some((delivery, fields)) = parsed.ok().and_then(|v| {
         let delivery = v.get("delivery")?.as_str()?.to_owned();
-        let fields: BTreeMap<String, String> = v
+        let fields: Vec<(String, String)> = v
             .get("fields")?
             .as_object()?
             .iter()
@@ -159,10 +158,15 @@ async fn submit(
     incoming: &Incoming,
 ) -> Response {
     let name = entry.spec.name.clone();
-    let mut form: BTreeMap<String, String> = url::form_urlencoded::parse(&incoming.body)
-        .into_owned()
-        .collect();
-    let delivery = form.remove("__delivery").unwrap_or_default();
+    let mut delivery = String::new();
+    let mut form = serde_json::Map::new();
+    for (name, value) in url::form_urlencoded::parse(&incoming.body).into_owned() {
+        if name == "__delivery" {
+            delivery = value;
+        } else {
+            form.insert(name, Value::String(value));
+        }
+    }
     let taken = {
         let mut state = entry.lock();
         if state.jump_forms.contains_key(&delivery) {

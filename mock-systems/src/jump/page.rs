@@ -1,7 +1,6 @@
 //! The portal's HTML pages: the pre-filled form, the confirmation and the error page. UTF-8,
 //! Chinese, inline styles only (no external resources); every value is HTML-escaped.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Escapes text for HTML content and attribute values.
@@ -41,7 +40,7 @@ fn layout(title: &str, system_name: &str, content: &str) -> String {
 pub fn form_page(
     system_name: &str,
     delivery: &str,
-    fields: &BTreeMap<String, String>,
+    fields: &[(String, String)],
     action: &str,
 ) -> String {
     let mut content = String::new();

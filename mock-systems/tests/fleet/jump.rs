@@ -27,6 +27,11 @@ async fn portal_redeems_shows_the_form_and_calls_back() {
         "values are escaped"
     );
     assert!(html.contains("action=\"/J01/jump/submit\""));
+    let at = |name: &str| html.find(&format!("name=\"{name}\"")).unwrap();
+    assert!(
+        at("NSRMC") < at("TYSHXYDM") && at("TYSHXYDM") < at("LXDH"),
+        "the hub's field order"
+    );
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no external resources"
