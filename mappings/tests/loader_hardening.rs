@@ -103,7 +103,7 @@ fn wrong_types_everywhere_are_reported() {
     assert!(
         errors
             .iter()
-            .any(|e| e.contains(":15:9: wanted string or table")),
+            .any(|e| e.contains(":26:9: wanted string or table")),
         "{errors:?}"
     );
     assert!(
