@@ -39,6 +39,13 @@ pub async fn handle(
     {
         return issue_token(fleet, entry, spec, &incoming, &charset);
     }
+    if incoming.method == Method::GET && spec.health_path.as_deref() == Some(incoming.path.as_str())
+    {
+        return answer(
+            StatusCode::OK,
+            json!({"status": "UP", "system": entry.spec.id}),
+        );
+    }
     if let Err(reason) = authenticate(entry, spec, &incoming) {
         entry.lock().counters.rejected += 1;
         tracing::info!(system = %entry.spec.id, %reason, "authentication refused");

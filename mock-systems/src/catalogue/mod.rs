@@ -118,6 +118,8 @@ pub struct RestSpec {
     pub status_pointer: String,
     /// Whether status changes are pushed to the hub.
     pub callback: bool,
+    /// Unauthenticated health endpoint, when configured.
+    pub health_path: Option<String>,
     /// Static headers the client sends (recorded as headers of interest).
     pub headers: Vec<String>,
     /// Auth mode.
@@ -388,6 +390,7 @@ fn rest_spec(
         receipt_pointer: s.receipt_pointer,
         status_pointer: s.status_pointer,
         callback: s.callback,
+        health_path: s.health_path,
         headers: s.headers.into_keys().collect(),
         auth,
         secret,

@@ -58,6 +58,8 @@ pub(super) struct RawRest {
     #[serde(default)]
     pub(super) callback: bool,
     #[serde(default)]
+    pub(super) health_path: Option<String>,
+    #[serde(default)]
     pub(super) headers: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub(super) auth: Option<RawRestAuth>,

@@ -6,6 +6,7 @@
 //! Results are `state` 1 (taken) or 2 (refused, with ErrorMessage); protocol errors are faults.
 
 mod parse;
+mod wsdl;
 
 use std::sync::Arc;
 
@@ -118,6 +119,18 @@ pub fn handle(
         return plain(
             StatusCode::NOT_FOUND,
             format!("no service at {}", incoming.path),
+        );
+    }
+    let wants_wsdl = incoming
+        .query
+        .as_deref()
+        .is_some_and(|q| q.eq_ignore_ascii_case("wsdl"));
+    if incoming.method == Method::GET && wants_wsdl {
+        let body = wsdl::describe(spec, &entry.spec.name, &incoming.full_path);
+        return typed(
+            StatusCode::OK,
+            "text/xml; charset=utf-8".to_owned(),
+            body.into_bytes(),
         );
     }
     if incoming.method != Method::POST {

@@ -294,3 +294,25 @@ async fn status_moves_on_and_is_called_back_signed() {
     .await;
     assert_eq!(fleet.stats("R01").await["open_cases"], 0);
 }
+
+#[tokio::test]
+async fn health_path_answers_without_auth_and_follows_downtime() {
+    let fleet = start().await;
+    let health = fleet
+        .client
+        .get(fleet.url("/R03/v2/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "UP");
+    fleet.fault("R03", json!({"down_for_ms": 60_000})).await;
+    let down = fleet
+        .client
+        .get(fleet.url("/R03/v2/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 503);
+}

@@ -306,3 +306,27 @@ async fn soap12_with_ws_security() {
         "<Project><Name>禅城区项目</Name></Project>"
     );
 }
+
+#[tokio::test]
+async fn wsdl_describes_the_configured_operations() {
+    let fleet = start().await;
+    let response = fleet
+        .client
+        .get(fleet.url("/S02/ws/ApprovalService.asmx?wsdl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let wsdl = response.text().await.unwrap();
+    yimen_mock_systems::soap::check_well_formed(&wsdl).unwrap();
+    for needle in [
+        "targetNamespace=\"http://chancheng.gov.cn/approval/\"",
+        "soapAction=\"http://chancheng.gov.cn/approval/Submit\"",
+        "name=\"caseXml\"",
+        "name=\"serialNo\"",
+        "http://schemas.xmlsoap.org/wsdl/soap12/",
+        "location=\"/S02/ws/ApprovalService.asmx\"",
+    ] {
+        assert!(wsdl.contains(needle), "{needle} in {wsdl}");
+    }
+}
