@@ -51,6 +51,7 @@ pub enum StoreLocation {
 #[derive(Clone, Default)]
 pub struct ApiKeys {
     keys: Vec<(String, [u8; 32])>,
+    scopes: Vec<(String, String)>,
 }
 
 impl fmt::Debug for ApiKeys {
@@ -61,7 +62,7 @@ impl fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
-    /// Parses `name:secret[,name:secret…]`.
+    /// Parses `name:secret[:scope+scope…][,…]` (e.g. `search` lets a key search cases).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut keys = Self::default();
         for (i, entry) in text.split(',').map(str::trim).enumerate() {
@@ -85,7 +86,10 @@ impl ApiKeys {
                     message: format!("key name {name:?} given twice"),
                 });
             }
+            let (secret, scopes) = secret.split_once(':').unwrap_or((secret, ""));
             keys.insert(name, secret);
+            let scopes = scopes.split('+').filter(|s| !s.is_empty());
+            keys.scopes.extend(scopes.map(|s| (name.to_owned(), s.to_owned())));
         }
         Ok(keys)
     }
@@ -102,6 +106,11 @@ impl ApiKeys {
     pub fn insert(&mut self, name: &str, secret: &str) {
         self.keys
             .push((name.to_owned(), Sha256::digest(secret.as_bytes()).into()));
+    }
+
+    /// Whether the named key has `scope`.
+    pub fn has_scope(&self, name: &str, scope: &str) -> bool {
+        self.scopes.iter().any(|(n, s)| n == name && s == scope)
     }
 
     /// Whether no key is configured.
@@ -263,6 +272,8 @@ pub struct ServeConfig {
     pub intake: IntakeConfig,
     /// Dispatcher settings.
     pub dispatch: DispatchConfig,
+    /// Status sync, time limits and webhooks (`crate::sync::SyncConfig::from_env`).
+    pub sync: crate::sync::SyncConfig,
 }
 
 impl ServeConfig {
@@ -277,6 +288,7 @@ impl ServeConfig {
             lines: LineEnv::default(),
             intake: IntakeConfig::default(),
             dispatch: DispatchConfig::default(),
+            sync: crate::sync::SyncConfig::default(),
         }
     }
 }

@@ -84,7 +84,6 @@ impl Server {
         backlog.refresh(store.as_ref()).await;
         let state = Arc::new(AppState {
             store: store.clone(),
-            catalog,
             lines: lines.clone(),
             keys: config.api_keys.clone(),
             batcher,
@@ -93,6 +92,8 @@ impl Server {
             materials: MaterialStore::new(config.data_dir.join("materials")),
             backlog,
             node_id: config.node_id.clone(),
+            sync: crate::sync::SyncContext::new(store.clone(), catalog.clone(), lines.clone(), config.sync.clone()),
+            catalog,
         });
         let dispatcher = config.dispatch.enabled.then(|| {
             Dispatcher {
@@ -104,7 +105,8 @@ impl Server {
             }
             .spawn(stop.clone())
         });
-        let tasks = vec![tokio::spawn(housekeeping(state.clone(), stop.clone()))];
+        let mut tasks = vec![tokio::spawn(housekeeping(state.clone(), stop.clone()))];
+        tasks.extend(crate::sync::spawn(&state.sync, &stop));
         tracing::info!(
             node = %config.node_id,
             systems = state.lines.len(),

@@ -210,6 +210,7 @@ pub async fn callback(
         .verify_callback(signed(&headers, &body), now)
         .map_err(jump_error)?;
     let delivery = delivery_of(&state, &callback.delivery, &system).await?;
+    crate::sync::callback::apply_jump(&state, &delivery, &callback).await;
     if delivery.state == DeliveryState::Delivered {
         return Ok(Json(json!({
             "delivery": delivery.delivery_id, "state": "delivered", "duplicate": true

@@ -65,6 +65,8 @@ pub struct AppState {
     pub backlog: Backlog,
     /// This node's name.
     pub node_id: String,
+    /// Status sync, time limits and notifications.
+    pub sync: Arc<crate::sync::SyncContext>,
 }
 
 /// A cached count of unfinished deliveries, for backpressure without a count per request.
@@ -112,6 +114,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/dead-letters", get(replay::dead_letters))
         .route("/v1/replay", post(replay::replay))
+        .merge(crate::sync::routes::router())
+        .merge(crate::ops::router())
         .route("/v1/jump/redeem", post(jump::redeem))
         .route("/v1/jump/callback", post(jump::callback))
         .layer(DefaultBodyLimit::max(64 * 1024))

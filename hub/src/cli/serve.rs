@@ -74,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!("YIMEN_API_KEYS is empty: every platform request will be refused");
     }
     config.lines = LineEnv::from_env()?;
+    config.sync = crate::sync::SyncConfig::from_env();
     config.intake.max_backlog = args.max_backlog;
     config.intake.body_limit = args.body_limit;
     config.intake.max_wait = Duration::from_secs(args.max_wait_secs);

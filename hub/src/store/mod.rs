@@ -32,6 +32,8 @@ mod postgres;
 mod records;
 mod shared;
 mod sqlite;
+mod sync_records;
+pub(crate) mod sync_sql;
 mod types;
 
 use std::path::Path;
@@ -46,6 +48,7 @@ pub use hash::content_hash;
 pub use postgres::{POSTGRES_MIGRATOR, PostgresStore};
 pub use records::*;
 pub use sqlite::{SQLITE_FILE, SQLITE_MIGRATOR, SqliteStore};
+pub use sync_records::*;
 pub use types::*;
 
 /// Errors from the store.
@@ -126,7 +129,7 @@ pub enum Backend {
 /// The hub's durable store. Implemented by [`SqliteStore`] and [`PostgresStore`]; used as
 /// `Arc<dyn Store>`. Every method that changes state runs in one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// The backend this store runs on.
     fn backend(&self) -> Backend;
 

@@ -104,6 +104,7 @@ macro_rules! impl_store {
         $crate::store::shared::claim_ops!($store, $db);
         $crate::store::shared::read_ops!($store, $db);
         $crate::store::shared::report_ops!($store, $db);
+        $crate::store::sync_sql::sync_ops!($store, $db);
 
         #[async_trait::async_trait]
         impl Store for $store {
