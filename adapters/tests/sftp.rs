@@ -261,3 +261,44 @@ async fn private_keys_and_personal_data_stay_out_of_logs() {
     assert!(!text.contains(key_body) && !text.contains(ID_NUMBER));
     assert!(!format!("{adapter:?}").contains(key_body));
 }
+
+#[tokio::test]
+async fn the_shared_connection_is_replaced_after_the_server_restarts() {
+    let mut sshd = Sshd::start().await;
+    let adapter = build(&sshd.mapping(""), sshd.dir.path());
+    let deliver = adapter.as_deliver().unwrap();
+    for attempt in 1..=3 {
+        let outcome = deliver
+            .deliver(&request("W1", attempt, "wwwwwwww", Vec::new()))
+            .await;
+        assert!(
+            matches!(outcome, DeliveryOutcome::Delivered(_)),
+            "{outcome:?}"
+        );
+    }
+    sshd.stop();
+    let outcome = deliver
+        .deliver(&request("W1", 4, "wwwwwwww", Vec::new()))
+        .await;
+    assert!(
+        matches!(outcome, DeliveryOutcome::Retry { .. }),
+        "{outcome:?}"
+    );
+    sshd.restart().await;
+    let outcome = deliver
+        .deliver(&request("W1", 5, "wwwwwwww", Vec::new()))
+        .await;
+    assert!(
+        matches!(outcome, DeliveryOutcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    let outbox = sshd.root.join("outbox");
+    for attempt in [1, 2, 3, 5] {
+        assert!(
+            outbox
+                .join(format!("W1_{attempt}_wwwwwwww.manifest.json"))
+                .exists()
+        );
+    }
+    assert!(!outbox.join("W1_4_wwwwwwww.xml").exists());
+}

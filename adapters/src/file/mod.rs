@@ -196,6 +196,7 @@ fn sftp_connector(
         host_key,
         connect_timeout: limits.connect_timeout(),
         request_timeout: limits.request_timeout(),
+        cached: Arc::default(),
     })
 }
 

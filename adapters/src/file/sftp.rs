@@ -4,7 +4,8 @@
 //! host key differs from `known_host_key` before sending credentials. Connect, handshake and
 //! authentication together are bounded by the connect timeout; each SFTP request by the request
 //! timeout. Uploads go to `name.part`, are fsynced when the server offers `fsync@openssh.com`,
-//! then renamed. One operation batch uses one connection, closed when dropped.
+//! then renamed. One connection is kept and shared by every operation (SFTP multiplexes requests);
+//! it is probed before reuse and dropped on any transport error, so the next operation reconnects.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,9 @@ use russh_sftp::protocol::{OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::folders::{Entry, FolderError, Folders, OpenFolders};
+
+/// Longest wait for the liveness probe of a kept connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Parses a pinned host key written as in `known_hosts`: `"<algorithm> <base64> [comment]"`.
 pub fn parse_host_key(text: &str) -> Result<PublicKey, String> {
@@ -46,6 +50,7 @@ pub struct SftpConnector {
     pub(crate) host_key: PublicKey,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
+    pub(crate) cached: Arc<tokio::sync::Mutex<Option<Arc<SftpFolders>>>>,
 }
 
 impl std::fmt::Debug for SftpConnector {
@@ -136,33 +141,90 @@ impl SftpConnector {
             .await
             .map_err(|e| FolderError::Transient(format!("sftp {target}: sftp init: {e}")))?;
         session.set_timeout(self.request_timeout.as_secs().max(1));
-        Ok(SftpFolders {
-            session,
-            _handle: handle,
-        })
+        Ok(SftpFolders { session, handle })
     }
 }
 
 #[async_trait]
 impl OpenFolders for SftpConnector {
     async fn open(&self) -> Result<Box<dyn Folders>, FolderError> {
-        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
-            Ok(Ok(folders)) => Ok(Box::new(folders)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(FolderError::Transient(format!(
-                "sftp {}:{}: connect timed out after {} ms",
-                self.host,
-                self.port,
-                self.connect_timeout.as_millis()
-            ))),
+        let mut slot = self.cached.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            // Let the SSH session task see a pending EOF first, then ask the server something
+            // cheap; a dead channel never answers, so the probe is bounded more tightly.
+            tokio::task::yield_now().await;
+            let probe_timeout = self.request_timeout.min(PROBE_TIMEOUT);
+            let alive = !conn.handle.is_closed()
+                && tokio::time::timeout(probe_timeout, conn.session.canonicalize("."))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            if alive {
+                return Ok(Box::new(SharedFolders {
+                    conn: conn.clone(),
+                    slot: self.cached.clone(),
+                }));
+            }
+            *slot = None;
         }
+        let conn = match tokio::time::timeout(self.connect_timeout, self.connect()).await {
+            Ok(Ok(folders)) => Arc::new(folders),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(FolderError::Transient(format!(
+                    "sftp {}:{}: connect timed out after {} ms",
+                    self.host,
+                    self.port,
+                    self.connect_timeout.as_millis()
+                )));
+            }
+        };
+        *slot = Some(conn.clone());
+        Ok(Box::new(SharedFolders {
+            conn,
+            slot: self.cached.clone(),
+        }))
     }
 }
 
 /// One SFTP session's view of the exchange folders (paths relative to the login folder).
-struct SftpFolders {
+pub(crate) struct SftpFolders {
     session: SftpSession,
-    _handle: client::Handle<PinnedHostKey>,
+    handle: client::Handle<PinnedHostKey>,
+}
+
+/// The shared connection, handed out per operation batch; a transport error retires it.
+struct SharedFolders {
+    conn: Arc<SftpFolders>,
+    slot: Arc<tokio::sync::Mutex<Option<Arc<SftpFolders>>>>,
+}
+
+impl SharedFolders {
+    async fn check<T>(&self, result: Result<T, FolderError>) -> Result<T, FolderError> {
+        if let Err(FolderError::Transient(_)) = &result {
+            let mut slot = self.slot.lock().await;
+            if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
+                *slot = None;
+            }
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Folders for SharedFolders {
+    async fn write_atomic(&self, folder: &str, name: &str, data: &[u8]) -> Result<(), FolderError> {
+        self.check(self.conn.write_atomic(folder, name, data).await)
+            .await
+    }
+    async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
+        self.check(self.conn.list(folder).await).await
+    }
+    async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError> {
+        self.check(self.conn.read(folder, name, limit).await).await
+    }
+    async fn move_to(&self, from: &str, name: &str, to: &str) -> Result<String, FolderError> {
+        self.check(self.conn.move_to(from, name, to).await).await
+    }
 }
 
 fn sftp_err(what: &str, path: &str, e: SftpError) -> FolderError {

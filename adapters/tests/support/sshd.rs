@@ -65,6 +65,59 @@ fn current_user() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Every process below `pid` (sshd's per-connection processes), from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The parent pid is the second field after the parenthesised command name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let current = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == current)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))
+        .unwrap();
+    Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("sshd starts")
+}
+
 impl Sshd {
     /// Starts sshd and waits until it answers with its SSH banner.
     pub async fn start() -> Self {
@@ -99,17 +152,7 @@ impl Sshd {
         );
         let config_path = dir.path().join("sshd_config");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let child = Command::new(SSHD)
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("sshd starts");
+        let child = spawn(dir.path());
         let sshd = Self {
             child,
             port,
@@ -121,6 +164,23 @@ impl Sshd {
         };
         sshd.wait_ready().await;
         sshd
+    }
+
+    /// Stops the server and its per-connection processes (connections drop, the port refuses).
+    pub fn stop(&mut self) {
+        let sessions = descendants(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in sessions {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+
+    /// Starts the server again with the same keys, config and port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.dir.path());
+        self.wait_ready().await;
     }
 
     async fn wait_ready(&self) {
