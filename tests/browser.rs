@@ -148,3 +148,75 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The operator console in a real browser: Chinese by default, English on request, the sync
+/// status of every catalogue system, nothing loaded from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_console_shows_every_line_system_in_chinese_and_english() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let files = tempfile::tempdir()?;
+    let port = free_port()?;
+    let hub_url = format!("http://127.0.0.1:{port}");
+    let mocks = start_mocks(files.path(), &hub_url, &[])?;
+    let data_arg = data.path().to_string_lossy().into_owned();
+    let _hub = start_hub(port, &["--data", &data_arg], &mocks.url, files.path(), &[])?;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{hub_url}/v1/cases"))
+        .bearer_auth(API_KEY)
+        .json(&sample_case("natural-person-pension-enrolment.json", "CONSOLE-0001")?)
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let console = client.get(format!("{hub_url}/console")).send().await?;
+    let csp = console
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "CSP: {csp}");
+    let html = console.text().await?;
+    assert!(!html.contains("http://") && !html.contains("https://"), "nothing from elsewhere");
+
+    let browser = Browser::start().await?;
+    browser.goto(&format!("{hub_url}/console")).await?;
+    browser
+        .execute(&format!(
+            "sessionStorage.setItem('yimen.key', '{API_KEY}'); localStorage.removeItem('yimen.lang');"
+        ))
+        .await?;
+    browser.goto(&format!("{hub_url}/console")).await?;
+    let rows = eventually("68 systems listed", Duration::from_secs(15), || async {
+        let n = browser
+            .execute("return document.querySelectorAll('#systems tr').length")
+            .await?;
+        Ok(n.as_u64().filter(|n| *n == 68))
+    })
+    .await?;
+    assert_eq!(rows, 68);
+    let text = browser.body_text().await?;
+    assert!(text.contains("线路系统同步状态"), "Chinese by default: {text}");
+    assert!(text.contains("T05"), "T05 listed");
+    if let Ok(dir) = std::env::var("YIMEN_SCREENSHOTS") {
+        browser.screenshot(&std::path::Path::new(&dir).join("console-zh.png")).await?;
+    }
+
+    browser.goto(&format!("{hub_url}/console?lang=en")).await?;
+    let english = eventually("English console", Duration::from_secs(10), || async {
+        let text = browser.body_text().await?;
+        Ok(text.contains("Line systems: sync status").then_some(text))
+    })
+    .await?;
+    assert!(english.contains("Dead letters"), "{english}");
+
+    let metrics = client.get(format!("{hub_url}/metrics")).send().await?.text().await?;
+    assert!(metrics.contains("yimen_deliveries_delivered{system=\"T05\",kind=\"soap\"}"));
+    assert_eq!(
+        metrics.lines().filter(|l| l.starts_with("yimen_breaker_open{")).count(),
+        68,
+        "one breaker line per system"
+    );
+    Ok(())
+}

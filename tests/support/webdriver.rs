@@ -177,6 +177,28 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Runs a script in the page and returns its value.
+    pub async fn execute(&self, script: &str) -> Result<Value> {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// Saves a PNG screenshot of the page (for a person to look at; tests don't compare pixels).
+    pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
+        use base64::Engine as _;
+        let v = self.call("GET", &self.at("/screenshot"), None).await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .context("decoding the screenshot")?;
+        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
