@@ -108,27 +108,47 @@ pub fn spawn_all(ctx: &Arc<SyncContext>, stop: &CancellationToken) -> Vec<JoinHa
 /// Polls one system until `stop`.
 pub async fn run(ctx: Arc<SyncContext>, system_id: String, stop: CancellationToken) {
     let config = &ctx.config;
-    let mut schedule = Schedule::new(config.poll_interval, config.jitter, config.backoff_cap);
-    let mut delay = schedule.first_delay();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        match pass(&ctx, &system_id).await {
+    let schedule = Schedule::new(config.poll_interval, config.jitter, config.backoff_cap);
+    let system = system_id.as_str();
+    drive(schedule, &stop, || async {
+        match pass(&ctx, system).await {
             Ok(stats) => {
-                schedule.succeeded();
-                tracing::debug!(system = %system_id, open = stats.open, queries = stats.queries,
+                tracing::debug!(system, open = stats.open, queries = stats.queries,
                     applied = stats.applied, "status poll done");
+                Ok(())
             }
             Err(PassError::Unavailable(reason)) => {
-                schedule.failed();
-                tracing::warn!(system = %system_id, %reason, failures = schedule.failures(),
-                    "line system down; polling backs off");
+                tracing::warn!(system, %reason, "line system down; polling backs off");
+                Err(reason)
             }
             Err(PassError::Sync(error)) => {
-                tracing::warn!(system = %system_id, %error, "status poll failed");
+                tracing::warn!(system, %error, "status poll failed");
+                Ok(())
             }
+        }
+    })
+    .await;
+}
+
+/// Runs `pass` on `schedule` until `stop`: a random first delay, then the interval with
+/// jitter after a pass that reached the system, growing back-off after one that found it
+/// down (`Err`). Returns the number of passes made.
+pub async fn drive<F, Fut>(mut schedule: Schedule, stop: &CancellationToken, mut pass: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut delay = schedule.first_delay();
+    let mut passes = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return passes,
+            () = tokio::time::sleep(delay) => {}
+        }
+        passes += 1;
+        match pass().await {
+            Ok(()) => schedule.succeeded(),
+            Err(_) => schedule.failed(),
         }
         delay = schedule.next_delay();
     }

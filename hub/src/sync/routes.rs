@@ -114,7 +114,7 @@ fn target_view(
         "raw_code": row.raw_code,
         "message": detail.message,
         "refusal": detail.refusal,
-        "supplement": detail.supplement.as_ref().filter(|_| row.state == "supplement_required"),
+        "supplement": detail.supplement,
         "supplements_sent": detail.supplements_sent,
         "accepted_on": detail.accepted_on.map(|d| d.to_string()),
         "limit_days": detail.limit_days,
