@@ -51,6 +51,12 @@ pub fn case_json(record: &CaseRecord) -> Value {
         "created_at": record.summary.created_at.to_string(),
         "updated_at": record.summary.updated_at.to_string(),
         "case": record.case_json,
+        "materials": record.materials.iter().map(|m| json!({
+            "name": m.name,
+            "sha256": m.sha256,
+            "size": m.size,
+            "media_type": m.media_type,
+        })).collect::<Vec<_>>(),
         "targets": record.deliveries.iter().map(target_json).collect::<Vec<_>>(),
     })
 }

@@ -105,7 +105,7 @@ pub async fn submit(
     } else {
         status
     };
-    Ok((status, Json(answer(&record, status == StatusCode::CREATED))).into_response())
+    Ok((status, Json(answer(&record, wait.is_some()))).into_response())
 }
 
 async fn load(state: &AppState, case_id: &str) -> Result<CaseRecord, ApiError> {
@@ -116,12 +116,12 @@ async fn load(state: &AppState, case_id: &str) -> Result<CaseRecord, ApiError> {
         .ok_or_else(|| ApiError::Internal(format!("case {case_id} vanished after intake")))
 }
 
-fn answer(record: &CaseRecord, with_receipts: bool) -> Value {
+fn answer(record: &CaseRecord, full_targets: bool) -> Value {
     let targets: Vec<Value> = record
         .deliveries
         .iter()
         .map(|d| {
-            if with_receipts {
+            if full_targets {
                 target_json(d)
             } else {
                 json!({

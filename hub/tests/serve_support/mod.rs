@@ -201,12 +201,12 @@ impl Hub {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        if let Some((admin, name)) = self.database.take() {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some((admin, name)) = self.database.take()
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
