@@ -159,6 +159,47 @@ async fn a_silent_server_makes_the_outcome_ambiguous() {
 }
 
 #[tokio::test]
+async fn a_connection_closed_after_the_request_makes_the_outcome_ambiguous() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+        }
+        // The request arrived; hang up without a word.
+        drop(stream);
+        received
+    });
+    let text = rest_support::mapping("", BASIC);
+    let ctx = rest_support::context(&format!("http://{address}/L01"));
+    let adapter = yimen_adapters::AdapterRegistry::builtin()
+        .build(
+            &ctx,
+            yimen_adapters::SettingsSource {
+                path: std::path::Path::new("L01.toml"),
+                text: &text,
+            },
+        )
+        .unwrap();
+    let outcome = adapter
+        .as_deliver()
+        .unwrap()
+        .deliver(&request("k", 1))
+        .await;
+    assert_eq!(outcome.name(), "ambiguous", "{outcome:?}");
+    let received = String::from_utf8(server.await.unwrap()).unwrap();
+    assert!(
+        received.starts_with("POST /L01/api/cases HTTP/1.1"),
+        "{received}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_retried() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
