@@ -119,12 +119,11 @@ async fn classify(
 ) -> (AttemptOutcome, Health) {
     let now = Timestamp::now();
     let created_at = match outcome {
-        // Only failures need the delivery's age; successes skip the read.
+        // Only failures need the delivery's age; successes skip the reads.
         DeliveryOutcome::Delivered(_) | DeliveryOutcome::Rejected { .. } => now,
-        _ => match store.get_delivery(&claimed.lease.delivery_id).await {
-            Ok(Some(record)) => record.created_at,
-            Ok(None) | Err(_) => now,
-        },
+        _ => age_start(store, &claimed.lease.delivery_id)
+            .await
+            .unwrap_or(now),
     };
     let context = AttemptContext {
         attempt: claimed.lease.attempt,
@@ -132,6 +131,18 @@ async fn classify(
         now,
     };
     decide(outcome, context, &line.policy, &mut rand::rng())
+}
+
+/// When the delivery's current life began: its creation, or its latest replay (a replayed dead
+/// letter gets a fresh `max_age`).
+async fn age_start(store: &Arc<dyn Store>, delivery_id: &str) -> Option<Timestamp> {
+    let created = store.get_delivery(delivery_id).await.ok()??.created_at;
+    let replayed = store
+        .list_replays(delivery_id)
+        .await
+        .ok()
+        .and_then(|replays| replays.last().map(|r| r.at));
+    Some(replayed.map_or(created, |at| at.max(created)))
 }
 
 /// The adapter request for a claimed delivery.

@@ -100,3 +100,133 @@ fn classify(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::time::Instant;
+    use yimen_adapters::{Deliver, Health, Payload, Receipt, StatusQueryError};
+
+    use super::*;
+
+    /// A line system that takes everything after `work`, recording start times and the
+    /// largest number of sends at once.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        work: Duration,
+        starts: Mutex<Vec<Instant>>,
+        running: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Adapter for Recorder {
+        fn kind(&self) -> &'static str {
+            "recorder"
+        }
+        async fn health(&self) -> Health {
+            Health::Up
+        }
+        fn as_deliver(&self) -> Option<&dyn Deliver> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl Deliver for Recorder {
+        async fn deliver(&self, _request: &DeliveryRequest) -> DeliveryOutcome {
+            self.starts.lock().unwrap().push(Instant::now());
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.work).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            DeliveryOutcome::Delivered(Receipt {
+                receipt_number: None,
+                raw_status: None,
+                excerpt: String::new(),
+            })
+        }
+        async fn find_by_key(&self, _key: &str) -> Result<Option<Receipt>, StatusQueryError> {
+            Ok(None)
+        }
+    }
+
+    fn request(n: u32) -> DeliveryRequest {
+        DeliveryRequest {
+            delivery_id: format!("d{n}"),
+            case_id: "c".to_owned(),
+            attempt: 1,
+            idempotency_key: format!("k{n}"),
+            payload: Payload {
+                content_type: "application/json".to_owned(),
+                body: bytes::Bytes::from_static(b"{}"),
+                extension: "json".to_owned(),
+                fields: Vec::new(),
+            },
+            materials: Vec::new(),
+        }
+    }
+
+    async fn send_all(sender: &LineSender, n: u32) -> Vec<DeliveryOutcome> {
+        futures::future::join_all((0..n).map(|i| sender.send(request(i)))).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_in_flight_than_the_limit() {
+        let adapter = Arc::new(Recorder {
+            work: Duration::from_secs(1),
+            ..Recorder::default()
+        });
+        let limits = Limits {
+            max_in_flight: 2,
+            ..Limits::default()
+        };
+        let sender = LineSender::new(adapter.clone(), &limits).unwrap();
+        let outcomes = send_all(&sender, 6).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, DeliveryOutcome::Delivered(_)))
+        );
+        assert_eq!(adapter.most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn starts_no_more_than_the_rate_per_second() {
+        let adapter = Arc::new(Recorder::default());
+        let limits = Limits {
+            rate_per_second: 2,
+            ..Limits::default()
+        };
+        let sender = LineSender::new(adapter.clone(), &limits).unwrap();
+        let began = Instant::now();
+        send_all(&sender, 6).await;
+        let starts = adapter.starts.lock().unwrap().clone();
+        assert_eq!(starts.len(), 6);
+        for (i, start) in starts.iter().enumerate() {
+            let second = (i / 2) as u64;
+            assert!(
+                start.duration_since(began) >= Duration::from_secs(second),
+                "send {i} started at {:?}",
+                start.duration_since(began)
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_past_the_safety_timeout_is_ambiguous() {
+        let adapter = Arc::new(Recorder {
+            work: Duration::from_secs(3600),
+            ..Recorder::default()
+        });
+        let sender = LineSender::new(adapter, &Limits::default()).unwrap();
+        let outcome = sender.send(request(1)).await;
+        assert!(
+            matches!(outcome, DeliveryOutcome::Ambiguous { .. }),
+            "{outcome:?}"
+        );
+    }
+}
