@@ -44,7 +44,7 @@ async fn plain_delivery_writes_document_materials_and_manifest() {
     let DeliveryOutcome::Delivered(receipt) = outcome else {
         panic!("expected delivered, got {outcome:?}");
     };
-    let stem = "C2026-0001_1_7f3a9c21";
+    let stem = "C2026-0001_1_c92b5af3";
     assert_eq!(receipt.receipt_number.as_deref(), Some(stem));
     let outbox = tmp.path().join("files/outbox");
     assert_eq!(
@@ -133,13 +133,13 @@ async fn sm4_zip_package_decrypts_to_document_materials_and_manifest() {
     let outbox = tmp.path().join("files/outbox");
     assert_eq!(
         files(&outbox),
-        ["C9_2_abcdef01.manifest.json", "C9_2_abcdef01.sm4"]
+        ["C9_2_f445801e.manifest.json", "C9_2_f445801e.sm4"]
     );
-    let sealed = std::fs::read(outbox.join("C9_2_abcdef01.sm4")).unwrap();
+    let sealed = std::fs::read(outbox.join("C9_2_f445801e.sm4")).unwrap();
     let outer: Manifest =
-        serde_json::from_slice(&std::fs::read(outbox.join("C9_2_abcdef01.manifest.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(outbox.join("C9_2_f445801e.manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(outer.file, "C9_2_abcdef01.sm4");
+    assert_eq!(outer.file, "C9_2_f445801e.sm4");
     assert_eq!(outer.sha256, sha256(&sealed));
     assert!(
         !sealed.windows(4).any(|w| w == b"form"),
@@ -150,15 +150,15 @@ async fn sm4_zip_package_decrypts_to_document_materials_and_manifest() {
     assert_eq!(
         names,
         [
-            "C9_2_abcdef01.xml",
-            "C9_2_abcdef01.m1.jpg",
-            "C9_2_abcdef01.m2.bin",
-            "C9_2_abcdef01.manifest.json"
+            "C9_2_f445801e.xml",
+            "C9_2_f445801e.m1.jpg",
+            "C9_2_f445801e.m2.bin",
+            "C9_2_f445801e.manifest.json"
         ]
     );
     assert_eq!(entries[0].1, req.payload.body.as_ref());
     let inner: Manifest = serde_json::from_slice(&entries[3].1).unwrap();
-    assert_eq!(inner.file, "C9_2_abcdef01.xml");
+    assert_eq!(inner.file, "C9_2_f445801e.xml");
     assert_eq!(inner.sha256, sha256(&req.payload.body));
     assert_eq!(inner.materials, outer.materials);
     assert_eq!(inner.materials[1].sha256, sha256(b"form"));
@@ -182,7 +182,7 @@ async fn find_by_key_sees_the_latest_manifest_with_that_key() {
         .deliver(&request("C1", 3, "k1k1k1k1-9999", Vec::new()))
         .await;
     let found = deliver.find_by_key("k1k1k1k1-0001").await.unwrap().unwrap();
-    assert_eq!(found.receipt_number.as_deref(), Some("C1_2_k1k1k1k1"));
+    assert_eq!(found.receipt_number.as_deref(), Some("C1_2_44ebc764"));
     assert_eq!(deliver.find_by_key("k1k1k1k1-0002").await.unwrap(), None);
 }
 

@@ -134,7 +134,7 @@ async fn hostile_receipts_are_quarantined_with_reasons() {
             "nested deeper",
         ),
         ("wrongkey.receipt.xml", receipt_xml(&stem, "zzzzzzzz-9", "01", ""), "not a delivery"),
-        ("other_1_abcdefgh.receipt.xml", receipt_xml("other_1_abcdefgh", "abcdefgh-1", "01", ""), ""),
+        ("other_1_77e3459c.receipt.xml", receipt_xml("other_1_77e3459c", "abcdefgh-1", "01", ""), ""),
         ("notes.txt", b"hello".to_vec(), "does not end in .receipt.xml"),
         ("empty.receipt.xml", Vec::new(), "no <receipt>"),
         ("noroot.receipt.xml", b"<Other/>".to_vec(), "root element"),
@@ -145,7 +145,7 @@ async fn hostile_receipts_are_quarantined_with_reasons() {
     }
     std::fs::write(inbox.join("writing.receipt.xml.part"), b"<Rec").unwrap();
     let scanner = adapter.receipt_scanner();
-    // The hub's matcher: only the stems it knows; "other_1_abcdefgh" is unknown.
+    // The hub's matcher: only the stems it knows; "other_1_77e3459c" is unknown.
     let known = stem.clone();
     let select = move |r: &yimen_adapters::file::FileReceipt| {
         if r.stem == known {

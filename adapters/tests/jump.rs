@@ -479,7 +479,10 @@ fn bad_jump_settings_are_located_errors() {
             "ticket_ttl_seconds = 86400\nkey = { env = \"K\" }\n",
             "ticket_ttl_seconds",
         ),
-        ("algorithm = \"md5\"\nkey = { env = \"K\" }\n", "unknown variant `md5`"),
+        (
+            "algorithm = \"md5\"\nkey = { env = \"K\" }\n",
+            "unknown variant `md5`",
+        ),
         ("key = {}\n", "adapter.settings.key"),
         ("entry_path = \"/jump\"\n", "key"),
     ] {

@@ -44,7 +44,7 @@ async fn upload_lands_with_manifest_and_is_found_by_key() {
     let DeliveryOutcome::Delivered(receipt) = outcome else {
         panic!("expected delivered, got {outcome:?}");
     };
-    let stem = "S-1-..-x_1_5e5e5e5e";
+    let stem = "S-1-..-x_1_8a832b6e";
     assert_eq!(receipt.receipt_number.as_deref(), Some(stem));
     let outbox = sshd.root.join("outbox");
     let doc = std::fs::read(outbox.join(format!("{stem}.xml"))).unwrap();
@@ -92,12 +92,12 @@ async fn sm4_packages_upload_over_sftp() {
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
     );
-    let sealed = std::fs::read(sshd.root.join("out/gov/P1_4_abcdefgh.sm4")).unwrap();
+    let sealed = std::fs::read(sshd.root.join("out/gov/P1_4_7b5129d5.sm4")).unwrap();
     let entries = package::open_package(&Sm4Key::from_hex(key).unwrap(), &sealed).unwrap();
     assert_eq!(entries[0].1, req.payload.body.as_ref());
     assert!(
         sshd.root
-            .join("out/gov/P1_4_abcdefgh.manifest.json")
+            .join("out/gov/P1_4_7b5129d5.manifest.json")
             .exists()
     );
 }
@@ -206,7 +206,7 @@ async fn server_down_is_a_retry() {
     let status = adapter
         .as_status()
         .unwrap()
-        .query_status(&["D1_1_dddddddd".to_owned()])
+        .query_status(&["D1_1_b32914cd".to_owned()])
         .await;
     assert!(matches!(
         status,
@@ -296,9 +296,9 @@ async fn the_shared_connection_is_replaced_after_the_server_restarts() {
     for attempt in [1, 2, 3, 5] {
         assert!(
             outbox
-                .join(format!("W1_{attempt}_wwwwwwww.manifest.json"))
+                .join(format!("W1_{attempt}_67b55d55.manifest.json"))
                 .exists()
         );
     }
-    assert!(!outbox.join("W1_4_wwwwwwww.xml").exists());
+    assert!(!outbox.join("W1_4_67b55d55.xml").exists());
 }

@@ -29,19 +29,13 @@ fn clean(text: &str, max: usize) -> String {
     out
 }
 
-/// The key part of a stem: the first 8 ASCII letters or digits of the idempotency key, or the
-/// first 8 hex digits of its SHA-256 when the key has fewer than 8 of them.
+/// The key part of a stem: the first 8 hex digits of SHA-256 of the idempotency key. A digest,
+/// not the key's own prefix, because keys often share prefixes (time-ordered UUIDs, `key-a` and
+/// `key-b`) and two deliveries must never share a stem.
 pub fn key_prefix(idempotency_key: &str) -> String {
-    let alnum: String = idempotency_key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect();
-    if alnum.len() == 8 {
-        alnum
-    } else {
-        hex::encode(Sha256::digest(idempotency_key.as_bytes()))[..8].to_owned()
-    }
+    let mut digest = hex::encode(Sha256::digest(idempotency_key.as_bytes()));
+    digest.truncate(8);
+    digest
 }
 
 /// The stem `<case-id>_<attempt>_<key8>` every file of one delivery attempt shares.
@@ -167,17 +161,21 @@ mod tests {
             let m = manifest_file(&s);
             assert!(is_safe_name(&m));
         }
+        // SHA-256("0f1e2d3c4b5a") starts with a27c4f92.
         assert_eq!(
             stem("C-2026/001", 2, "0f1e2d3c4b5a"),
-            "C-2026-001_2_0f1e2d3c"
+            "C-2026-001_2_a27c4f92"
         );
+        assert_ne!(stem("C", 1, "key-a"), stem("C", 1, "key-b"));
     }
 
     #[test]
-    fn short_keys_fall_back_to_a_digest() {
-        let k = key_prefix("ab");
-        assert_eq!(k.len(), 8);
-        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+    fn key_parts_are_eight_hex_digits() {
+        for key in ["", "ab", "0194f3a2-7c1e-7000-8000-000000000001", "受理"] {
+            let k = key_prefix(key);
+            assert_eq!(k.len(), 8);
+            assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
     }
 
     #[test]
@@ -185,8 +183,9 @@ mod tests {
         let s = stem("case_with_underscores", 1, "abcdef0123456789");
         assert!(stem_matches_key(&s, "abcdef0123456789"));
         assert!(!stem_matches_key(&s, "zzzzzzzz0123"));
-        assert!(!stem_matches_key("../x_1_abcdef01", "abcdef0123"));
-        assert!(!stem_matches_key("nounderscore", "abcdef0123"));
+        let hostile = format!("../x_1_{}", key_prefix("k"));
+        assert!(!stem_matches_key(&hostile, "k"));
+        assert!(!stem_matches_key("nounderscore", "k"));
     }
 
     #[test]
