@@ -131,20 +131,15 @@ async fn serve_delivers_replay_answers_and_sigterm_stops_cleanly() {
             .unwrap()
             .success()
     );
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("yimen serve did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await;
+    let Ok(status) = waited else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("yimen serve did not stop on SIGTERM");
+    };
+    let status = status.unwrap();
     assert!(status.success(), "exit status {status}");
 }
