@@ -1,6 +1,8 @@
 //! Store suite, delivery side, run against SQLite and PostgreSQL: claims, caps, completion,
 //! leases (expiry, reclaim, LeaseLost), concurrent claimers, dead letters and replays.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test or bench run
+
 mod store_support;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,8 @@
 //! Store suite, intake side, run against SQLite and PostgreSQL: insert, idempotent repeat,
 //! conflict, one-transaction atomicity, batches, search, counters, migrations.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test or bench run
+
 mod store_support;
 
 use store_support::{TestDb, case, case_with};
@@ -238,12 +240,18 @@ async fn counters_and_backlog(db: &TestDb) {
 }
 
 async fn reopening_applies_no_migration_twice(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    assert_eq!(
+        db.store.schema_version().await.unwrap(),
+        store_support::latest_version()
+    );
     db.store.insert_case(case("H-1", &["L01"])).await.unwrap();
     // A second node (or a restart) runs the migrator again: nothing to do, data intact.
     for _ in 0..2 {
         let again = db.open_again().await;
-        assert_eq!(again.schema_version().await.unwrap(), 2);
+        assert_eq!(
+            again.schema_version().await.unwrap(),
+            store_support::latest_version()
+        );
         let found = again
             .find_cases(&CaseQuery::CaseNumber("H-1".into()), 1)
             .await

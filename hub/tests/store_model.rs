@@ -7,6 +7,8 @@
 //! work and as much as the limit allows; attempts never decrease; every delivery is in exactly
 //! the state the model says, and the counters add up to the number of deliveries.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test or bench run
+
 mod store_support;
 
 use std::collections::BTreeMap;

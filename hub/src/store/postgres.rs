@@ -6,8 +6,10 @@
 //! take PostgreSQL's advisory migration lock, so nodes starting together apply them once.
 //!
 //! The change feed's cursor comes from a sequence; sequence values are handed out at insert,
-//! not at commit, so writers of the feed take a transaction-scoped advisory lock first: commit
-//! order then equals cursor order, and a reader that saw cursor N will never later find N-1.
+//! not at commit, so a transaction writes its feed entries last, under a transaction-scoped
+//! advisory lock held until commit: commit order then equals cursor order, and a reader that
+//! saw cursor N will never later find N-1. Taken after every row lock, the advisory lock never
+//! waits inside a cycle of row locks, so it adds no deadlock.
 
 use std::time::Duration;
 

@@ -104,6 +104,25 @@ impl Drop for TestDb {
     }
 }
 
+/// The newest shipped migration version (both backends ship the same versions).
+pub fn latest_version() -> i64 {
+    let sqlite = yimen_hub::store::SQLITE_MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap();
+    let postgres = yimen_hub::store::POSTGRES_MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap();
+    assert_eq!(
+        sqlite, postgres,
+        "both backends ship the same migration versions"
+    );
+    sqlite
+}
+
 /// A fixed starting time, so tests control the clock; after any real intake time (intake
 /// stamps cases with the wall clock, and they are due at once).
 pub fn t0() -> Timestamp {

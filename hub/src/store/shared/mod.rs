@@ -58,6 +58,50 @@ pub(crate) fn count_u32(value: i64, table: &'static str) -> Result<u32, StoreErr
     })
 }
 
+/// One change-feed entry waiting for its transaction's commit.
+#[derive(Debug)]
+pub(crate) struct PendingChange {
+    pub(crate) case_id: String,
+    pub(crate) kind: &'static str,
+    pub(crate) system_id: Option<String>,
+    pub(crate) state: String,
+    pub(crate) at: i64,
+}
+
+/// The change-feed entries a write transaction gathers; written last, just before commit.
+#[derive(Debug, Default)]
+pub(crate) struct Feed(Vec<PendingChange>);
+
+impl Feed {
+    /// Adds one entry.
+    pub(crate) fn push(
+        &mut self,
+        case_id: &str,
+        kind: &'static str,
+        system_id: Option<&str>,
+        state: &str,
+        at: i64,
+    ) {
+        self.0.push(PendingChange {
+            case_id: case_id.to_owned(),
+            kind,
+            system_id: system_id.map(str::to_owned),
+            state: state.to_owned(),
+            at,
+        });
+    }
+
+    /// True when nothing was gathered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The gathered entries, in order.
+    pub(crate) fn entries(&self) -> &[PendingChange] {
+        &self.0
+    }
+}
+
 /// A new time-ordered id.
 pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

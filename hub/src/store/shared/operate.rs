@@ -56,6 +56,7 @@ macro_rules! operate_ops {
                     }
                 };
                 let mut records = Vec::with_capacity(rows.len());
+                let mut feed = shared::Feed::default();
                 for (delivery_id, case_id, system_id, attempts) in rows {
                     sqlx::query(
                         "UPDATE deliveries SET state = 'queued', next_attempt_at = $2, due_at = $2,
@@ -86,12 +87,10 @@ macro_rules! operate_ops {
                     .bind(attempts)
                     .execute(&mut *tx)
                     .await?;
-                    let kind = "delivery_state";
-                    Self::push_change(&mut tx, &case_id, kind, Some(&system_id), "queued", now)
-                        .await?;
+                    feed.push(&case_id, "delivery_state", Some(&system_id), "queued", now);
                     records.push(record);
                 }
-                tx.commit().await?;
+                Self::commit_with(tx, feed).await?;
                 tracing::info!(actor, replayed = records.len(), "dead letters replayed");
                 Ok(records)
             }
@@ -114,8 +113,9 @@ macro_rules! operate_ops {
                 if updated.rows_affected() == 0 {
                     return Err(StoreError::CaseNotFound(case_id.to_owned()));
                 }
-                Self::push_change(&mut tx, case_id, "case_status", None, status, now).await?;
-                tx.commit().await?;
+                let mut feed = shared::Feed::default();
+                feed.push(case_id, "case_status", None, status, now);
+                Self::commit_with(tx, feed).await?;
                 Ok(())
             }
 
@@ -149,9 +149,9 @@ macro_rules! operate_ops {
                 .await?;
                 let system = Some(event.system_id.as_str());
                 let state = event.unified_state.as_str();
-                Self::push_change(&mut tx, &event.case_id, "status_event", system, state, at)
-                    .await?;
-                tx.commit().await?;
+                let mut feed = shared::Feed::default();
+                feed.push(&event.case_id, "status_event", system, state, at);
+                Self::commit_with(tx, feed).await?;
                 Ok(id)
             }
 

@@ -5,29 +5,30 @@
 macro_rules! write_ops {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Appends to the change feed inside `tx` (taking the feed lock where needed).
-            async fn push_change(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                case_id: &str,
-                kind: &str,
-                system_id: Option<&str>,
-                state: &str,
-                at: i64,
+            /// Writes the feed entries gathered in `feed` and commits. On PostgreSQL the feed lock
+            /// is taken here, last, after every row lock: a transaction holding it never waits
+            /// for a row, so it cannot be part of a deadlock, and commit order is cursor order.
+            async fn commit_with(
+                mut tx: sqlx::Transaction<'_, $db>,
+                feed: shared::Feed,
             ) -> Result<(), StoreError> {
-                if let Some(lock) = Self::FEED_LOCK {
-                    sqlx::query(lock).execute(&mut **tx).await?;
+                if !feed.is_empty() {
+                    if let Some(lock) = Self::FEED_LOCK {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                    }
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO changes (case_id, kind, system_id, state, at) ",
+                    );
+                    insert.push_values(feed.entries(), |mut row, change| {
+                        row.push_bind(&change.case_id)
+                            .push_bind(change.kind)
+                            .push_bind(&change.system_id)
+                            .push_bind(&change.state)
+                            .push_bind(change.at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
-                sqlx::query(
-                    "INSERT INTO changes (case_id, kind, system_id, state, at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(case_id)
-                .bind(kind)
-                .bind(system_id)
-                .bind(state)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -36,6 +37,7 @@ macro_rules! write_ops {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 case: &NewCase,
                 now: i64,
+                feed: &mut shared::Feed,
             ) -> Result<InsertOutcome, StoreError> {
                 let case_id = shared::new_id();
                 let inserted: Option<String> = sqlx::query_scalar(
@@ -128,7 +130,7 @@ macro_rules! write_ops {
                         .push_bind(shared::fields_to_json(&t.payload.fields));
                 });
                 insert.build().execute(&mut **tx).await?;
-                Self::push_change(tx, &case_id, "case_created", None, &case.status, now).await?;
+                feed.push(&case_id, "case_created", None, &case.status, now);
                 Ok(InsertOutcome::Created { case_id, deliveries })
             }
 
@@ -139,13 +141,14 @@ macro_rules! write_ops {
                 let now = shared::micros(jiff::Timestamp::now());
                 let mut tx = self.begin_write().await?;
                 let mut results = Vec::with_capacity(cases.len());
+                let mut feed = shared::Feed::default();
                 for case in &cases {
                     if let Err(error) = shared::validate(case) {
                         results.push(Err(error));
                         continue;
                     }
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                    match Self::insert_one(&mut savepoint, case, now).await {
+                    match Self::insert_one(&mut savepoint, case, now, &mut feed).await {
                         Ok(outcome) => {
                             savepoint.commit().await?;
                             results.push(Ok(outcome));
@@ -157,7 +160,7 @@ macro_rules! write_ops {
                         }
                     }
                 }
-                tx.commit().await?;
+                Self::commit_with(tx, feed).await?;
                 Ok(results)
             }
 
@@ -167,6 +170,7 @@ macro_rules! write_ops {
                 lease: &LeaseToken,
                 outcome: &AttemptOutcome,
                 now: i64,
+                feed: &mut shared::Feed,
             ) -> Result<DeliveryState, StoreError> {
                 let state = outcome.next_state();
                 let (next, receipt, error, excerpt) = match outcome {
@@ -251,9 +255,7 @@ macro_rules! write_ops {
                     .bind(&lease.delivery_id)
                     .fetch_one(&mut **tx)
                     .await?;
-                    let kind = "delivery_state";
-                    Self::push_change(tx, &case_id, kind, Some(&system_id), state.as_str(), now)
-                        .await?;
+                    feed.push(&case_id, "delivery_state", Some(&system_id), state.as_str(), now);
                 }
                 Ok(state)
             }
@@ -266,14 +268,16 @@ macro_rules! write_ops {
                 let now = shared::micros(now);
                 let mut tx = self.begin_write().await?;
                 let mut results = Vec::with_capacity(items.len());
+                let mut feed = shared::Feed::default();
                 for item in &items {
                     // A lost lease changes nothing (the guarded UPDATE is the first write).
-                    match Self::complete_one(&mut tx, &item.lease, &item.outcome, now).await {
+                    let lease = &item.lease;
+                    match Self::complete_one(&mut tx, lease, &item.outcome, now, &mut feed).await {
                         Err(StoreError::Database(error)) => return Err(error.into()),
                         result => results.push(result),
                     }
                 }
-                tx.commit().await?;
+                Self::commit_with(tx, feed).await?;
                 Ok(results)
             }
 
@@ -307,10 +311,9 @@ macro_rules! write_ops {
                         expected: "awaiting_clerk",
                     });
                 };
-                let kind = "delivery_state";
-                Self::push_change(&mut tx, &case_id, kind, Some(&system_id), "delivered", now)
-                    .await?;
-                tx.commit().await?;
+                let mut feed = shared::Feed::default();
+                feed.push(&case_id, "delivery_state", Some(&system_id), "delivered", now);
+                Self::commit_with(tx, feed).await?;
                 Ok(())
             }
 
