@@ -26,7 +26,12 @@ impl Callbacks<'_> {
         let body = json!({ "receiptNo": self.receipt, "status": status, "message": message,
                            "at": at.to_string() })
         .to_string();
-        self.raw(body.as_bytes(), &self.key, jiff::Timestamp::now().as_second()).await
+        self.raw(
+            body.as_bytes(),
+            &self.key,
+            jiff::Timestamp::now().as_second(),
+        )
+        .await
     }
 
     async fn raw(&self, body: &[u8], key: &Secret, ts: i64) -> (StatusCode, Value) {
@@ -69,21 +74,39 @@ async fn callbacks_are_verified_ordered_deduplicated_and_flagged() {
         .submit(&sample("cat-legal-person-investment-filing.json", "CB-1"))
         .await;
     let view = world
-        .wait_for(&case_id, 60, |v| target(v, "L16")["receipt_number"].is_string())
+        .wait_for(&case_id, 60, |v| {
+            target(v, "L16")["receipt_number"].is_string()
+        })
         .await;
     let key_text = std::fs::read_to_string(mappings().join("secrets/dev/L16.key")).unwrap();
     let calls = Callbacks {
         world: &world,
-        receipt: target(&view, "L16")["receipt_number"].as_str().unwrap().to_owned(),
+        receipt: target(&view, "L16")["receipt_number"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         key: Secret::new(key_text.trim_end_matches(['\n', '\r'])),
         base: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60),
     };
 
     assert_eq!(calls.send("P", "审查中", 20).await.1["outcome"], "moved");
-    assert_eq!(calls.send("A", "已受理", 10).await.1["outcome"], "stale", "late and lower");
-    assert_eq!(calls.send("P", "审查中", 25).await.1["outcome"], "duplicate");
-    assert_eq!(calls.send("Q9", "新状态", 26).await.1["outcome"], "unknown_code");
-    assert_eq!(calls.send("Q9", "新状态", 27).await.1["outcome"], "duplicate");
+    assert_eq!(
+        calls.send("A", "已受理", 10).await.1["outcome"],
+        "stale",
+        "late and lower"
+    );
+    assert_eq!(
+        calls.send("P", "审查中", 25).await.1["outcome"],
+        "duplicate"
+    );
+    assert_eq!(
+        calls.send("Q9", "新状态", 26).await.1["outcome"],
+        "unknown_code"
+    );
+    assert_eq!(
+        calls.send("Q9", "新状态", 27).await.1["outcome"],
+        "duplicate"
+    );
     let ask = "补正告知（一次告知）：请补正以下材料：《股东会决议》、《住所证明》";
     assert_eq!(calls.send("S", ask, 30).await.1["outcome"], "moved");
 
@@ -102,8 +125,14 @@ async fn callbacks_are_verified_ordered_deduplicated_and_flagged() {
     let l16 = &target(&view, "L16")["status"];
     assert_eq!(l16["state"], "supplement_required");
     assert_eq!(l16["paused"], true);
-    assert_eq!(l16["supplement"]["materials"], json!(["股东会决议", "住所证明"]));
-    assert_eq!(view["status"], "supplement_required", "supplement wins while open");
+    assert_eq!(
+        l16["supplement"]["materials"],
+        json!(["股东会决议", "住所证明"])
+    );
+    assert_eq!(
+        view["status"], "supplement_required",
+        "supplement wins while open"
+    );
     let (_, unknown) = world.get("/v1/status/unknown").await;
     let flagged = &unknown["items"][0];
     assert_eq!(flagged["raw_code"], "Q9");
@@ -121,17 +150,30 @@ async fn callbacks_are_verified_ordered_deduplicated_and_flagged() {
         .await
         .unwrap();
     assert!(put.status().is_success());
-    let supplement = json!({ "materials": [{ "sha256": sha, "name": "股东会决议" }], "note": "已补正" });
+    let supplement =
+        json!({ "materials": [{ "sha256": sha, "name": "股东会决议" }], "note": "已补正" });
     let (status, sent) = world
-        .post(&format!("/v1/cases/{case_id}/supplements"), KEY, &supplement)
+        .post(
+            &format!("/v1/cases/{case_id}/supplements"),
+            KEY,
+            &supplement,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{sent}");
     assert_eq!(sent["targets"][0]["system"], "L16");
     assert_eq!(sent["targets"][0]["outcome"], "delivered", "{sent}");
     let (again, _) = world
-        .post(&format!("/v1/cases/{case_id}/supplements"), KEY, &supplement)
+        .post(
+            &format!("/v1/cases/{case_id}/supplements"),
+            KEY,
+            &supplement,
+        )
         .await;
-    assert_eq!(again, StatusCode::OK, "a repeat is the same supplement delivery");
+    assert_eq!(
+        again,
+        StatusCode::OK,
+        "a repeat is the same supplement delivery"
+    );
     let received: Value = world
         .client
         .get(format!("{}/_admin/received/L16", world.fleet))
@@ -143,21 +185,27 @@ async fn callbacks_are_verified_ordered_deduplicated_and_flagged() {
         .unwrap();
     let key = sent["targets"][0]["idempotency_key"].as_str().unwrap();
     let documents = received["documents"].as_array().unwrap();
-    assert!(documents.iter().any(|d| d["idempotency_key"] == key), "{received:#}");
+    assert!(
+        documents.iter().any(|d| d["idempotency_key"] == key),
+        "{received:#}"
+    );
     let view = world.status(&case_id).await;
     assert_eq!(target(&view, "L16")["status"]["paused"], false);
     assert!(target(&view, "L16")["status"]["due_date"].is_string());
 
     // An approved extension moves the due date; a decision ends the clock; late news is stale.
     let before = target(&view, "L16")["status"]["due_date"].clone();
-    let extension = json!({ "days": 10, "approver": "局长", "reason": "专家评审", "system": "L16" });
+    let extension =
+        json!({ "days": 10, "approver": "局长", "reason": "专家评审", "system": "L16" });
     let (status, extended) = world
         .post(&format!("/v1/cases/{case_id}/extensions"), KEY, &extension)
         .await;
     assert_eq!(status, StatusCode::OK, "{extended}");
     assert_ne!(extended["targets"][0]["due_date"], before);
     let bad = json!({ "days": 0, "approver": "x" });
-    let (status, _) = world.post(&format!("/v1/cases/{case_id}/extensions"), KEY, &bad).await;
+    let (status, _) = world
+        .post(&format!("/v1/cases/{case_id}/extensions"), KEY, &bad)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(calls.send("Y", "准予许可", 40).await.1["outcome"], "moved");
     assert_eq!(calls.send("P", "审查中", 50).await.1["outcome"], "stale");
@@ -173,7 +221,10 @@ async fn callbacks_are_verified_ordered_deduplicated_and_flagged() {
         .collect();
     // The mock's own first callback (accepted) may land before the test's.
     let tail = ["in_review", "unknown", "supplement_required", "approved"];
-    assert!(sources.ends_with(&tail) && sources.len() <= 5, "{sources:?}");
+    assert!(
+        sources.ends_with(&tail) && sources.len() <= 5,
+        "{sources:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,15 +243,24 @@ async fn search_needs_the_search_scope_and_takes_id_numbers_only_in_the_body() {
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["cases"][0]["case_id"], case_id.as_str());
     let (status, _) = world
-        .post("/v1/cases/search", KEY, &json!({ "credit_code": "x", "id_number": "y" }))
+        .post(
+            "/v1/cases/search",
+            KEY,
+            &json!({ "credit_code": "x", "id_number": "y" }),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = world.get("/v1/cases/search?id_number=440602198209090531").await;
+    let (status, _) = world
+        .get("/v1/cases/search?id_number=440602198209090531")
+        .await;
     assert_ne!(status, StatusCode::OK, "no search by URL");
 
     let (status, _) = world.get("/v1/supervision?flag=late").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, listed) = world.get("/v1/supervision?flag=overdue").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(listed["items"].as_array().unwrap().is_empty(), "nothing accepted yet: {listed}");
+    assert!(
+        listed["items"].as_array().unwrap().is_empty(),
+        "nothing accepted yet: {listed}"
+    );
 }

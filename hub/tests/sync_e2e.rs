@@ -15,9 +15,9 @@ use yimen_adapters::Secret;
 use yimen_hub::notify::signature;
 
 const CASES: [&str; 3] = [
-    "cat-legal-person-investment-filing.json",   // L24 L32 L25 rest, L16 rest with callbacks
+    "cat-legal-person-investment-filing.json", // L24 L32 L25 rest, L16 rest with callbacks
     "cat-natural-person-family-planning-reward.json", // T14 T23 file
-    "cat-legal-person-employment-subsidy.json",  // L41 soap
+    "cat-legal-person-employment-subsidy.json", // L41 soap
 ];
 
 fn history_of<'a>(view: &'a Value, system: &str) -> Vec<&'a Value> {
@@ -50,7 +50,10 @@ async fn refusals_travel_from_every_kind_to_the_case_view_and_the_platform() {
             assert_eq!(status["state"], "rejected", "{system}: {status:#}");
             let refusal = &status["refusal"];
             for part in ["reason", "legal_basis", "remedy"] {
-                assert!(refusal[part].is_string(), "{system} refusal lacks {part}: {refusal:#}");
+                assert!(
+                    refusal[part].is_string(),
+                    "{system} refusal lacks {part}: {refusal:#}"
+                );
             }
             let history = history_of(&view, system);
             // Monotonic: ranks never go down.
@@ -60,9 +63,14 @@ async fn refusals_travel_from_every_kind_to_the_case_view_and_the_platform() {
                 "in_review" | "supplement_required" => 2,
                 _ => 3,
             };
-            let ranks: Vec<i32> =
-                history.iter().map(|h| rank(h["state"].as_str().unwrap())).collect();
-            assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{system}: {ranks:?}");
+            let ranks: Vec<i32> = history
+                .iter()
+                .map(|h| rank(h["state"].as_str().unwrap()))
+                .collect();
+            assert!(
+                ranks.windows(2).all(|w| w[0] <= w[1]),
+                "{system}: {ranks:?}"
+            );
             let expected_source = match system {
                 "L16" => "callback",
                 "T14" | "T23" => "receipt",
@@ -82,16 +90,28 @@ async fn refusals_travel_from_every_kind_to_the_case_view_and_the_platform() {
         if pending == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{pending} webhooks never delivered");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} webhooks never delivered"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(world.platform.refused.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert!(
+        world
+            .platform
+            .refused
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 3
+    );
     let hooks = world.platform.hooks.lock().unwrap().clone();
     let secret = Secret::new(HOOK_SECRET);
     let mut last: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     for hook in &hooks {
-        assert_eq!(hook.signature, signature(&secret, &hook.timestamp, &hook.raw));
+        assert_eq!(
+            hook.signature,
+            signature(&secret, &hook.timestamp, &hook.raw)
+        );
         assert_eq!(hook.body["notification_id"], hook.id.as_str());
         if !seen.insert(hook.id.clone()) {
             continue; // at least once: a repeat is allowed and recognised by its id
@@ -100,16 +120,30 @@ async fn refusals_travel_from_every_kind_to_the_case_view_and_the_platform() {
             hook.body["case_id"].as_str().unwrap().to_owned(),
             hook.body["system"].as_str().unwrap().to_owned(),
         );
-        let previous = last.get(&key).cloned().unwrap_or_else(|| "received".to_owned());
-        assert_eq!(hook.body["previous_state"], previous.as_str(), "out of order: {hook:?}");
+        let previous = last
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| "received".to_owned());
+        assert_eq!(
+            hook.body["previous_state"],
+            previous.as_str(),
+            "out of order: {hook:?}"
+        );
         last.insert(key, hook.body["state"].as_str().unwrap().to_owned());
     }
     for id in &ids {
         let finals = last.iter().filter(|((case, _), _)| case == id).count();
         assert!(finals > 0, "no webhook for case {id}");
-        assert!(last.iter().filter(|((case, _), _)| case == id).all(|(_, s)| s == "rejected"));
+        assert!(
+            last.iter()
+                .filter(|((case, _), _)| case == id)
+                .all(|(_, s)| s == "rejected")
+        );
     }
-    let refusal_hook = hooks.iter().find(|h| h.body["state"] == "rejected").unwrap();
+    let refusal_hook = hooks
+        .iter()
+        .find(|h| h.body["state"] == "rejected")
+        .unwrap();
     assert!(refusal_hook.body["refusal"]["legal_basis"].is_string());
 }
 
@@ -133,10 +167,16 @@ async fn supplement_requests_carry_the_missing_materials_and_pause_the_clock() {
         assert!(!missing.is_empty());
         assert_eq!(status["paused"], false, "{system}: the clock stayed paused");
         let history = history_of(&view, system);
-        let states: Vec<&str> = history.iter().map(|h| h["state"].as_str().unwrap()).collect();
+        let states: Vec<&str> = history
+            .iter()
+            .map(|h| h["state"].as_str().unwrap())
+            .collect();
         let asked = states.iter().position(|s| *s == "supplement_required");
         let asked = asked.unwrap_or_else(|| panic!("{system}: {states:?}"));
-        assert!(states[asked..].contains(&"in_review"), "{system}: {states:?}");
+        assert!(
+            states[asked..].contains(&"in_review"),
+            "{system}: {states:?}"
+        );
         let message = history[asked]["message"].as_str().unwrap();
         for material in missing {
             assert!(message.contains(material.as_str().unwrap()));
@@ -147,9 +187,7 @@ async fn supplement_requests_carry_the_missing_materials_and_pause_the_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_aggregate_and_the_feed_resumes_from_any_cursor() {
     let world = World::start(Setup::default()).await;
-    let id = world
-        .submit(&sample(CASES[0], "SYNC-A-0"))
-        .await;
+    let id = world.submit(&sample(CASES[0], "SYNC-A-0")).await;
     let view = world.wait_for(&id, 90, all_final).await;
     assert_eq!(view["status"], "approved", "{view:#}");
     assert_eq!(view["computed_status"], "approved");
@@ -159,7 +197,9 @@ async fn approvals_aggregate_and_the_feed_resumes_from_any_cursor() {
     let mut all = Vec::new();
     let mut cursor = 0;
     loop {
-        let (_, page) = world.get(&format!("/v1/changes?after={cursor}&limit=7")).await;
+        let (_, page) = world
+            .get(&format!("/v1/changes?after={cursor}&limit=7"))
+            .await;
         let changes = page["changes"].as_array().unwrap().clone();
         if changes.is_empty() {
             break;
@@ -176,7 +216,9 @@ async fn approvals_aggregate_and_the_feed_resumes_from_any_cursor() {
     }
     assert_eq!(all.last().unwrap()["state"], "approved");
     let middle = cursors[cursors.len() / 2];
-    let (_, resumed) = world.get(&format!("/v1/changes?after={middle}&limit=1000")).await;
+    let (_, resumed) = world
+        .get(&format!("/v1/changes?after={middle}&limit=1000"))
+        .await;
     let resumed: Vec<i64> = resumed["changes"]
         .as_array()
         .unwrap()

@@ -28,7 +28,11 @@ async fn passes_follow_the_interval_and_back_off_while_down() {
                     let mut times = times.lock().unwrap();
                     times.push(start.elapsed());
                     let n = times.len();
-                    if (3..=6).contains(&n) { Err("down".to_owned()) } else { Ok(()) }
+                    if (3..=6).contains(&n) {
+                        Err("down".to_owned())
+                    } else {
+                        Ok(())
+                    }
                 }
             })
             .await
@@ -41,8 +45,14 @@ async fn passes_follow_the_interval_and_back_off_while_down() {
     let passes = task.await.unwrap();
     let times = times.lock().unwrap().clone();
     assert_eq!(passes as usize, times.len());
-    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
-    assert!(times[0] < Duration::from_secs(60), "first pass within one interval");
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    assert!(
+        times[0] < Duration::from_secs(60),
+        "first pass within one interval"
+    );
     // Up: 60 s ± 10 %; after the k-th failure in a row min(60·2^k, 480) s ± 10 %.
     let expected = [60.0, 60.0, 120.0, 240.0, 480.0, 480.0, 60.0, 60.0];
     for (gap, want) in gaps.iter().zip(expected) {

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use jiff::civil::date;
 use yimen_hub::lines::Lines;
+use yimen_hub::notify::Notifier;
 use yimen_hub::store::{NewCase, NewDelivery, Store, StoredPayload, open_sqlite};
 use yimen_hub::sync::apply::Outcome;
 use yimen_hub::sync::detail::Extension;
 use yimen_hub::sync::{Report, Source, SyncConfig, SyncContext};
-use yimen_hub::notify::Notifier;
 use yimen_hub::timelimit::{CalendarHandle, Flag, flag, watch};
 use yimen_mappings::catalog::Catalog;
 
@@ -83,7 +83,10 @@ async fn a_limit_spanning_spring_festival_2026_with_a_pause_and_an_extension() {
     let case_id = case_in(&ctx.store, "TL-1", &["L16"]).await;
     // Accepted on Friday 2026-02-13 (China time); the matter's limit is 2 working days.
     let accepted = report(&case_id, "A", "2026-02-13T02:00:00Z", None);
-    assert!(matches!(ctx.apply(&accepted).await.unwrap(), Outcome::Moved { .. }));
+    assert!(matches!(
+        ctx.apply(&accepted).await.unwrap(),
+        Outcome::Moved { .. }
+    ));
     let row = &ctx.store.list_targets(&case_id).await.unwrap()[0];
     // 2026-02-14 (a Saturday worked) is day 1; the holiday runs to 02-23; day 2 is 02-24.
     assert_eq!(row.due_date.as_deref(), Some("2026-02-24"));
@@ -108,18 +111,28 @@ async fn a_limit_spanning_spring_festival_2026_with_a_pause_and_an_extension() {
     // do not count, so the due date moves two working days: 02-27, 02-28 (a worked Saturday),
     // 2026-03-02.
     let ask = "请补正以下材料：《住所证明》";
-    ctx.apply(&report(&case_id, "S", "2026-02-24T03:00:00Z", Some(ask))).await.unwrap();
+    ctx.apply(&report(&case_id, "S", "2026-02-24T03:00:00Z", Some(ask)))
+        .await
+        .unwrap();
     let row = &ctx.store.list_targets(&case_id).await.unwrap()[0];
     assert_eq!(row.due_date, None, "no due date while paused");
-    ctx.apply(&report(&case_id, "P", "2026-02-26T03:00:00Z", None)).await.unwrap();
+    ctx.apply(&report(&case_id, "P", "2026-02-26T03:00:00Z", None))
+        .await
+        .unwrap();
     let row = &ctx.store.list_targets(&case_id).await.unwrap()[0];
     assert_eq!(row.due_date.as_deref(), Some("2026-03-02"));
 
     // Supervision flags on the way (at-risk margin 2 working days).
     let calendar = ctx.calendar.get();
     let due = date(2026, 3, 2);
-    assert_eq!(flag(&calendar, due, date(2026, 2, 26), 2), (3, Flag::OnTime));
-    assert_eq!(flag(&calendar, due, date(2026, 2, 27), 2), (2, Flag::AtRisk));
+    assert_eq!(
+        flag(&calendar, due, date(2026, 2, 26), 2),
+        (3, Flag::OnTime)
+    );
+    assert_eq!(
+        flag(&calendar, due, date(2026, 2, 27), 2),
+        (2, Flag::AtRisk)
+    );
     assert_eq!(flag(&calendar, due, date(2026, 3, 3), 2).1, Flag::Overdue);
     let overdue = ctx.store.targets_due_by("2026-11-27", 10).await.unwrap();
     assert_eq!(overdue.len(), 1);
@@ -128,11 +141,17 @@ async fn a_limit_spanning_spring_festival_2026_with_a_pause_and_an_extension() {
 #[tokio::test]
 async fn provisional_due_dates_firm_up_when_next_years_list_arrives() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(mappings().join("calendar/cn.tsv"), dir.path().join("cn.tsv")).unwrap();
+    std::fs::copy(
+        mappings().join("calendar/cn.tsv"),
+        dir.path().join("cn.tsv"),
+    )
+    .unwrap();
     let (ctx, _data) = context(dir.path()).await;
     let case_id = case_in(&ctx.store, "TL-2", &["L16"]).await;
     // Accepted 2026-12-30: two working days reach into 2027, which has no data yet.
-    ctx.apply(&report(&case_id, "A", "2026-12-30T02:00:00Z", None)).await.unwrap();
+    ctx.apply(&report(&case_id, "A", "2026-12-30T02:00:00Z", None))
+        .await
+        .unwrap();
     let row = &ctx.store.list_targets(&case_id).await.unwrap()[0];
     assert!(row.provisional, "{row:?}");
     assert_eq!(row.due_date.as_deref(), Some("2027-01-01"));

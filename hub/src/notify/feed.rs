@@ -33,7 +33,9 @@ pub async fn changes(
     Query(query): Query<FeedQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if query.after < 0 {
-        return Err(ApiError::BadRequest("after must be 0 or a cursor".to_owned()));
+        return Err(ApiError::BadRequest(
+            "after must be 0 or a cursor".to_owned(),
+        ));
     }
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let changes = state.store.changes_since(query.after, limit).await?;
@@ -51,5 +53,7 @@ pub async fn changes(
             })
         })
         .collect();
-    Ok(Json(json!({ "changes": items, "next_cursor": next, "more": items.len() == limit })))
+    Ok(Json(
+        json!({ "changes": items, "next_cursor": next, "more": items.len() == limit }),
+    ))
 }

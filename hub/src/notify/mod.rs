@@ -129,7 +129,10 @@ mod tests {
             sig,
             "sha256=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
         );
-        assert_ne!(sig, signature(&Secret::new("other"), "1700000000", br#"{"a":1}"#));
+        assert_ne!(
+            sig,
+            signature(&Secret::new("other"), "1700000000", br#"{"a":1}"#)
+        );
     }
 
     #[test]

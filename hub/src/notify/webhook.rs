@@ -72,9 +72,7 @@ pub async fn send_due(
             Ok(()) => ctx.store.finish_notification(n.id, None, None, now).await,
             Err(error) => {
                 let attempts = n.attempts.saturating_add(1);
-                let retry = now
-                    .checked_add(config.backoff(attempts))
-                    .unwrap_or(now);
+                let retry = now.checked_add(config.backoff(attempts)).unwrap_or(now);
                 tracing::warn!(case = %n.case_id, notification = %n.notification_id,
                     attempts, %error, "webhook not delivered; will retry");
                 ctx.store

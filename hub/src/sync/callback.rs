@@ -43,9 +43,10 @@ pub async fn rest_callback(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let ctx = &state.sync;
-    let key = ctx.callback_keys.get(&system).ok_or_else(|| {
-        ApiError::NotFound(format!("line system {system} sends no callbacks"))
-    })?;
+    let key = ctx
+        .callback_keys
+        .get(&system)
+        .ok_or_else(|| ApiError::NotFound(format!("line system {system} sends no callbacks")))?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -99,7 +100,9 @@ pub async fn rest_callback(
         reported_at,
     };
     let outcome = ctx.apply(&report).await.map_err(api_error)?;
-    Ok(Json(json!({ "case_id": report.case_id, "outcome": outcome_name(&outcome) })))
+    Ok(Json(
+        json!({ "case_id": report.case_id, "outcome": outcome_name(&outcome) }),
+    ))
 }
 
 /// Applies a verified jump callback as a status report (called by the jump endpoint for every

@@ -52,7 +52,9 @@ impl SupplementRequest {
         let mut rest = text;
         while let Some(open) = rest.find('《') {
             let after = &rest[open + '《'.len_utf8()..];
-            let Some(close) = after.find('》') else { break };
+            let Some(close) = after.find('》') else {
+                break;
+            };
             materials.push(after[..close].to_owned());
             rest = &after[close + '》'.len_utf8()..];
         }
@@ -167,9 +169,7 @@ fn part(text: &str, labels: &[&str]) -> Option<String> {
         .filter_map(|label| text.find(label).map(|at| (at, *label)))
         .min_by_key(|(at, _)| *at)?;
     let value = &text[start + label.len()..];
-    let end = value
-        .find(['；', ';', '。'])
-        .unwrap_or(value.len());
+    let end = value.find(['；', ';', '。']).unwrap_or(value.len());
     let value = value[..end].trim();
     (!value.is_empty()).then(|| value.to_owned())
 }
@@ -184,8 +184,14 @@ mod tests {
                     救济途径：如不服本决定，可申请行政复议。";
         let refusal = Refusal::parse(text);
         assert_eq!(refusal.reason.as_deref(), Some("住所证明不一致"));
-        assert_eq!(refusal.legal_basis.as_deref(), Some("《市场主体登记管理条例》第二十一条"));
-        assert_eq!(refusal.remedy.as_deref(), Some("如不服本决定，可申请行政复议"));
+        assert_eq!(
+            refusal.legal_basis.as_deref(),
+            Some("《市场主体登记管理条例》第二十一条")
+        );
+        assert_eq!(
+            refusal.remedy.as_deref(),
+            Some("如不服本决定，可申请行政复议")
+        );
         assert_eq!(Refusal::parse("不予受理").reason, None);
     }
 
@@ -205,7 +211,13 @@ mod tests {
         detail.pause(day(3));
         assert!(detail.paused());
         detail.resume(day(5));
-        assert_eq!(detail.pauses, [Pause { from: day(3), to: Some(day(5)) }]);
+        assert_eq!(
+            detail.pauses,
+            [Pause {
+                from: day(3),
+                to: Some(day(5))
+            }]
+        );
         detail.pause(day(9));
         detail.resume(day(9));
         assert!(!detail.paused());

@@ -113,8 +113,13 @@ pub async fn run(ctx: Arc<SyncContext>, system_id: String, stop: CancellationTok
     drive(schedule, &stop, || async {
         match pass(&ctx, system).await {
             Ok(stats) => {
-                tracing::debug!(system, open = stats.open, queries = stats.queries,
-                    applied = stats.applied, "status poll done");
+                tracing::debug!(
+                    system,
+                    open = stats.open,
+                    queries = stats.queries,
+                    applied = stats.applied,
+                    "status poll done"
+                );
                 Ok(())
             }
             Err(PassError::Unavailable(reason)) => {
@@ -213,8 +218,10 @@ pub async fn pass(ctx: &SyncContext, system_id: &str) -> Result<PassStats, PassE
                         continue;
                     }
                 };
-                let by_receipt: HashMap<&str, _> =
-                    chunk.iter().map(|o| (o.receipt_number.as_str(), o)).collect();
+                let by_receipt: HashMap<&str, _> = chunk
+                    .iter()
+                    .map(|o| (o.receipt_number.as_str(), o))
+                    .collect();
                 for found in reports {
                     let Some(open) = by_receipt.get(found.receipt_number.as_str()) else {
                         continue;
@@ -270,13 +277,19 @@ mod tests {
         let mut schedule = Schedule::new(interval, 0.2, Duration::from_secs(600));
         for _ in 0..100 {
             let d = schedule.next_delay();
-            assert!(d >= Duration::from_secs(48) && d <= Duration::from_secs(72), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(48) && d <= Duration::from_secs(72),
+                "{d:?}"
+            );
             assert!(schedule.first_delay() < interval);
         }
         schedule.failed();
         schedule.failed();
         let d = schedule.next_delay();
-        assert!(d >= Duration::from_secs(192) && d <= Duration::from_secs(288), "{d:?}");
+        assert!(
+            d >= Duration::from_secs(192) && d <= Duration::from_secs(288),
+            "{d:?}"
+        );
         for _ in 0..40 {
             schedule.failed();
         }

@@ -70,8 +70,15 @@ pub async fn case_status(
             let row = rows.iter().find(|r| r.system_id == d.system_id);
             let view = target_view(row, today, &calendar, at_risk);
             let target_state = row.map_or("received", |r| r.state.as_str());
-            states.push(target_state.parse().unwrap_or(yimen_mappings::catalog::CaseState::Received));
-            if let Some(date) = row.and_then(|r| r.due_date.as_deref()).and_then(|t| t.parse().ok()) {
+            states.push(
+                target_state
+                    .parse()
+                    .unwrap_or(yimen_mappings::catalog::CaseState::Received),
+            );
+            if let Some(date) = row
+                .and_then(|r| r.due_date.as_deref())
+                .and_then(|t| t.parse().ok())
+            {
                 due = due.max(Some(date));
             }
             json!({
@@ -176,7 +183,9 @@ pub async fn extend(
         )));
     }
     if body.approver.trim().is_empty() {
-        return Err(ApiError::Unprocessable("approver: must not be empty".to_owned()));
+        return Err(ApiError::Unprocessable(
+            "approver: must not be empty".to_owned(),
+        ));
     }
     let case = state
         .store
@@ -215,7 +224,9 @@ pub async fn extend(
             })
             .await
             .map_err(api_error)?;
-        answers.push(json!({ "system": system, "due_date": row.due_date, "provisional": row.provisional }));
+        answers.push(
+            json!({ "system": system, "due_date": row.due_date, "provisional": row.provisional }),
+        );
     }
     tracing::info!(case = %id, days = body.days, approver = %extension.approver, "time limit extended");
     Ok(Json(json!({ "case_id": id, "targets": answers })))
@@ -254,7 +265,9 @@ pub async fn supervision(
     // days even across the longest holiday; overdue ones are due before today.
     let horizon = match wanted {
         Flag::Overdue => today.yesterday().unwrap_or(today),
-        _ => today.checked_add(jiff::Span::new().days(60)).unwrap_or(today),
+        _ => today
+            .checked_add(jiff::Span::new().days(60))
+            .unwrap_or(today),
     };
     let rows = state
         .store
@@ -278,7 +291,9 @@ pub async fn supervision(
         })
         .take(limit)
         .collect();
-    Ok(Json(json!({ "flag": wanted.as_str(), "today": today.to_string(), "items": items })))
+    Ok(Json(
+        json!({ "flag": wanted.as_str(), "today": today.to_string(), "items": items }),
+    ))
 }
 
 /// Query of `GET /v1/status/unknown`.

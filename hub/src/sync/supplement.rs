@@ -60,7 +60,9 @@ pub async fn submit(
     let body: SupplementBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("supplement body: {e}")))?;
     if body.materials.is_empty() {
-        return Err(ApiError::Unprocessable("materials: at least one is needed".to_owned()));
+        return Err(ApiError::Unprocessable(
+            "materials: at least one is needed".to_owned(),
+        ));
     }
     let mut files = Vec::new();
     for (i, m) in body.materials.iter().enumerate() {

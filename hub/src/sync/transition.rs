@@ -125,30 +125,67 @@ mod tests {
 
     #[test]
     fn forward_moves_apply_and_backward_ones_are_stale() {
-        assert_eq!(judge(at("01", Received), "02", Some(Accepted), None), Verdict::Move(Accepted));
-        assert_eq!(judge(at("05", Approved), "03", Some(InReview), None), Verdict::Stale);
-        assert_eq!(judge(at("03", InReview), "02", Some(Accepted), None), Verdict::Stale);
+        assert_eq!(
+            judge(at("01", Received), "02", Some(Accepted), None),
+            Verdict::Move(Accepted)
+        );
+        assert_eq!(
+            judge(at("05", Approved), "03", Some(InReview), None),
+            Verdict::Stale
+        );
+        assert_eq!(
+            judge(at("03", InReview), "02", Some(Accepted), None),
+            Verdict::Stale
+        );
     }
 
     #[test]
     fn review_and_supplement_alternate_but_not_after_a_final_state() {
         let review = at("03", InReview);
-        assert_eq!(judge(review, "09", Some(SupplementRequired), None), Verdict::Move(SupplementRequired));
+        assert_eq!(
+            judge(review, "09", Some(SupplementRequired), None),
+            Verdict::Move(SupplementRequired)
+        );
         let supplement = at("09", SupplementRequired);
-        assert_eq!(judge(supplement, "03", Some(InReview), None), Verdict::Move(InReview));
-        assert_eq!(judge(at("06", Rejected), "09", Some(SupplementRequired), None), Verdict::Stale);
+        assert_eq!(
+            judge(supplement, "03", Some(InReview), None),
+            Verdict::Move(InReview)
+        );
+        assert_eq!(
+            judge(at("06", Rejected), "09", Some(SupplementRequired), None),
+            Verdict::Stale
+        );
     }
 
     #[test]
     fn duplicates_unknown_codes_and_older_reports() {
-        assert_eq!(judge(at("03", InReview), "03", Some(InReview), None), Verdict::Duplicate);
-        assert_eq!(judge(at("03", InReview), "3", Some(InReview), None), Verdict::Duplicate);
-        assert_eq!(judge(at("03", InReview), "ZZ", None, None), Verdict::Unknown);
-        assert_eq!(judge(at("ZZ", InReview), "ZZ", None, None), Verdict::Duplicate);
+        assert_eq!(
+            judge(at("03", InReview), "03", Some(InReview), None),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            judge(at("03", InReview), "3", Some(InReview), None),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            judge(at("03", InReview), "ZZ", None, None),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            judge(at("ZZ", InReview), "ZZ", None, None),
+            Verdict::Duplicate
+        );
         let t = |s: i64| Timestamp::from_second(s).ok();
-        let current = Applied { state: SupplementRequired, raw: Some("09"), reported_at: t(200) };
+        let current = Applied {
+            state: SupplementRequired,
+            raw: Some("09"),
+            reported_at: t(200),
+        };
         assert_eq!(judge(current, "03", Some(InReview), t(100)), Verdict::Stale);
-        assert_eq!(judge(current, "03", Some(InReview), t(300)), Verdict::Move(InReview));
+        assert_eq!(
+            judge(current, "03", Some(InReview), t(300)),
+            Verdict::Move(InReview)
+        );
     }
 
     #[test]
@@ -156,7 +193,10 @@ mod tests {
         assert_eq!(aggregate(&[]), "received");
         assert_eq!(aggregate(&[Accepted, InReview]), "accepted");
         assert_eq!(aggregate(&[Approved, InReview]), "in_review");
-        assert_eq!(aggregate(&[InReview, SupplementRequired, Approved]), "supplement_required");
+        assert_eq!(
+            aggregate(&[InReview, SupplementRequired, Approved]),
+            "supplement_required"
+        );
         assert_eq!(aggregate(&[Approved, Approved]), "approved");
         assert_eq!(aggregate(&[Approved, Rejected]), "partly_rejected");
         assert_eq!(aggregate(&[Approved, NotAccepted]), "partly_rejected");

@@ -142,7 +142,10 @@ mod tests {
         assert!(!handle.get().is_working_day(date(2027, 1, 1)));
         std::fs::write(dir.path().join("bad.tsv"), "not a date\toff\tx\n").unwrap();
         assert!(handle.reload_if_changed().is_err());
-        assert!(handle.get().is_published(2027), "the previous calendar stays");
+        assert!(
+            handle.get().is_published(2027),
+            "the previous calendar stays"
+        );
     }
 
     #[test]

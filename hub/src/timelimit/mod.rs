@@ -133,7 +133,10 @@ mod tests {
             ..TargetDetail::default()
         };
         assert_eq!(due_date(&cal, &detail).unwrap().date, day(2026, 3, 9));
-        detail.pauses.push(Pause { from: day(2026, 3, 4), to: None });
+        detail.pauses.push(Pause {
+            from: day(2026, 3, 4),
+            to: None,
+        });
         assert_eq!(due_date(&cal, &detail), None, "no due date while paused");
         detail.pauses[0].to = Some(day(2026, 3, 5));
         assert_eq!(due_date(&cal, &detail).unwrap().date, day(2026, 3, 11));

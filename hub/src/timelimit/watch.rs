@@ -16,14 +16,13 @@ pub async fn run(ctx: Arc<SyncContext>, stop: CancellationToken) {
     let mut check = tokio::time::interval(ctx.config.calendar_check);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
-    let mut hangup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => Some(signal),
-            Err(error) => {
-                tracing::warn!(%error, "no SIGHUP handler; calendar checked periodically only");
-                None
-            }
-        };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; calendar checked periodically only");
+            None
+        }
+    };
     loop {
         #[cfg(unix)]
         let hup = async {

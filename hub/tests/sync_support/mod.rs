@@ -130,7 +130,9 @@ impl World {
         }));
 
         let platform = Arc::new(Platform::default());
-        platform.fail_first.store(setup.fail_first, Ordering::SeqCst);
+        platform
+            .fail_first
+            .store(setup.fail_first, Ordering::SeqCst);
         let platform_url = serve_platform(platform.clone(), &mut stops).await;
 
         let mut config = ServeConfig::new(
@@ -139,8 +141,7 @@ impl World {
             mappings(),
         );
         config.node_id = "sync-node".to_owned();
-        config.api_keys =
-            ApiKeys::parse(&format!("sync:{KEY}:search,plain:{PLAIN_KEY}")).unwrap();
+        config.api_keys = ApiKeys::parse(&format!("sync:{KEY}:search,plain:{PLAIN_KEY}")).unwrap();
         config.lines.base = Some(url::Url::parse(&fleet).unwrap());
         config.lines.files_dir = files.path().to_path_buf();
         config.dispatch.poll_interval = Duration::from_millis(50);
