@@ -70,6 +70,31 @@ async fn a_gbk_answer_is_decoded_by_its_content_type() {
 }
 
 #[tokio::test]
+async fn a_garbled_success_is_ambiguous_but_a_receiptless_json_one_is_delivered() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("Idempotency-Key", "garbled"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"{"code":"0","data":{"receiptNo":"#),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"code": "0"})))
+        .mount(&server)
+        .await;
+    let adapter = adapter(&server, BASIC);
+    let deliver = adapter.as_deliver().unwrap();
+    let garbled = deliver.deliver(&request("garbled", 1)).await;
+    assert_eq!(garbled.name(), "ambiguous", "{garbled:?}");
+    let receiptless = deliver.deliver(&request("plain", 1)).await;
+    let DeliveryOutcome::Delivered(receipt) = receiptless else {
+        panic!("expected delivered, got {receiptless:?}");
+    };
+    assert_eq!(receipt.receipt_number, None);
+}
+
+#[tokio::test]
 async fn client_errors_are_rejected_with_a_masked_excerpt() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

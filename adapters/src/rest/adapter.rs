@@ -118,6 +118,22 @@ impl RestAdapter {
         }
     }
 
+    /// A 2xx answer: Delivered, unless a receipt is expected and the answer is not JSON at all
+    /// (cut off or garbled): then Ambiguous, so the hub asks by key and gets the receipt.
+    fn taken(&self, answer: &Answer) -> DeliveryOutcome {
+        let expects_receipt = !self.receipt_pointer.is_empty();
+        if expects_receipt && let Err(e) = serde_json::from_str::<Value>(&answer.text) {
+            return DeliveryOutcome::Ambiguous {
+                reason: format!(
+                    "line system answered {} with an unreadable body ({e}): {}",
+                    answer.status,
+                    self.excerpt(&answer.text)
+                ),
+            };
+        }
+        DeliveryOutcome::Delivered(self.receipt(answer))
+    }
+
     fn unavailable(&self, error: SendError) -> StatusQueryError {
         match error {
             SendError::Auth(e) => StatusQueryError::Unavailable(e.to_string()),
@@ -200,9 +216,7 @@ impl Deliver for RestAdapter {
                     reason: format!("could not authenticate: {e}"),
                 },
                 Err(SendError::Transport(failure)) => failure.outcome(),
-                Ok(answer) if answer.status.is_success() => {
-                    DeliveryOutcome::Delivered(self.receipt(&answer))
-                }
+                Ok(answer) if answer.status.is_success() => self.taken(&answer),
                 Ok(answer) => classify_failure_status(&answer, self.excerpt(&answer.text)),
             };
             outcome.log();
