@@ -121,6 +121,11 @@ fn spawn(dir: &Path) -> Child {
 impl Sshd {
     /// Starts sshd and waits until it answers with its SSH banner.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts sshd accepting the given client key pair (`path` and `path.pub`), or a fresh one.
+    pub async fn start_with(key: Option<&Path>) -> Self {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: apt-get install -y openssh-server"
@@ -132,7 +137,15 @@ impl Sshd {
         let host_key_path = dir.path().join("host_ed25519");
         keygen(&host_key_path);
         let client_key = dir.path().join("client_ed25519");
-        keygen(&client_key);
+        match key {
+            Some(source) => {
+                std::fs::copy(source, &client_key).unwrap();
+                let mut public = source.as_os_str().to_owned();
+                public.push(".pub");
+                std::fs::copy(public, dir.path().join("client_ed25519.pub")).unwrap();
+            }
+            None => keygen(&client_key),
+        }
         std::fs::copy(
             dir.path().join("client_ed25519.pub"),
             dir.path().join("authorized_keys"),
