@@ -203,7 +203,11 @@ fn take_file(
                 status_code: &code,
                 message: &message,
             },
-            &spec.receipt_charset,
+            if applied.gb18030 {
+                "gb18030"
+            } else {
+                &spec.receipt_charset
+            },
         )
     };
     let delay = match (applied.slow_receipts, applied.latency) {

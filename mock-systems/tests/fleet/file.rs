@@ -216,3 +216,34 @@ async fn missing_and_slow_receipts() {
     eventually("the slow receipt", || async { receipt.exists() }).await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn gb18030_receipts_for_a_utf8_system() {
+    let fleet = start().await;
+    fleet
+        .fault(
+            "F02",
+            serde_json::json!({"gb18030_bodies": true, "times": 1}),
+        )
+        .await;
+    let dir = fleet.files.path().join("F02");
+    let package = sm4_zip(
+        "<Licence><Holder>䶮</Holder></Licence>".as_bytes(),
+        &secret("F02.sm4"),
+    );
+    put(
+        &dir.join("send"),
+        "g_1_33333333",
+        "sm4",
+        &package,
+        "key-g",
+        None,
+    );
+    let receipt = dir.join("recv/g_1_33333333.receipt.xml");
+    eventually("the receipt", || async { receipt.exists() }).await;
+    let bytes = std::fs::read(&receipt).unwrap();
+    assert!(String::from_utf8(bytes.clone()).is_err(), "not UTF-8");
+    let text = read_receipt(&receipt);
+    assert!(text.contains("encoding=\"GB18030\""));
+    assert_eq!(tag(&text, "Message"), "已受理");
+}
