@@ -95,6 +95,26 @@ impl Lifecycle {
         Self { steps, at: 0 }
     }
 
+    /// A case refused at intake (不予受理): one final step in the system's `not_accepted` code
+    /// (else `rejected`), with reason, legal basis and remedy.
+    pub fn refused_at_intake(spec: &SystemSpec, runtime: &Runtime, key: &str) -> Self {
+        let seed = runtime.seed ^ fnv(&spec.id) ^ fnv(key).rotate_left(17);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (state, code) = ["not_accepted", "rejected"]
+            .into_iter()
+            .find_map(|state| Some((state, spec.codes.get(state)?.clone())))
+            .unwrap_or(("not_accepted", "99".to_owned()));
+        let message = message(state, &mut rng).replacen("不予许可", "不予受理", 1);
+        Self {
+            steps: vec![Step {
+                state,
+                code,
+                message,
+            }],
+            at: 0,
+        }
+    }
+
     /// The current step.
     pub fn current(&self) -> &Step {
         &self.steps[self.at.min(self.steps.len() - 1)]

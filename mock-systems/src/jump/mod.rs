@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::catalogue::JumpSpec;
 use crate::faults::{Applied, FaultAction};
 use crate::notify::{self, CallbackJob, Verdict};
+use crate::progress::Lifecycle;
 use crate::server::{Incoming, plain, typed};
 use crate::sign::{self, MacAlgorithm};
 use crate::state::{Fleet, Received, Sink, SystemEntry};
@@ -159,12 +160,15 @@ async fn submit(
 ) -> Response {
     let name = entry.spec.name.clone();
     let mut delivery = String::new();
+    let mut refuse = false;
     let mut form = serde_json::Map::new();
     for (name, value) in url::form_urlencoded::parse(&incoming.body).into_owned() {
-        if name == "__delivery" {
-            delivery = value;
-        } else {
-            form.insert(name, Value::String(value));
+        match name.as_str() {
+            "__delivery" => delivery = value,
+            "__result" => refuse = value == "refuse",
+            _ => {
+                form.insert(name, Value::String(value));
+            }
         }
     }
     let taken = {
@@ -174,6 +178,10 @@ async fn submit(
                 delivery: delivery.clone(),
             };
             let (index, new) = state.open_case(&entry.spec, &fleet.runtime, &delivery, sink);
+            if new && refuse {
+                state.cases[index].lifecycle =
+                    Lifecycle::refused_at_intake(&entry.spec, &fleet.runtime, &delivery);
+            }
             let case = state.cases[index].clone();
             state.record(Received {
                 at: Timestamp::now(),

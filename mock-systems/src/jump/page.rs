@@ -23,7 +23,7 @@ const STYLE: &str = "body{font-family:'Microsoft YaHei','PingFang SC',sans-serif
 header{background:#b71c1c;color:#fff;padding:14px 24px;font-size:20px}\
 main{max-width:760px;margin:24px auto;background:#fff;padding:24px 32px;border:1px solid #d9dde3}\
 label{display:block;margin-top:12px;color:#333;font-size:14px}\
-input{width:100%;box-sizing:border-box;padding:6px 8px;border:1px solid #aab;font-size:15px}\
+input,select{width:100%;box-sizing:border-box;padding:6px 8px;border:1px solid #aab;font-size:15px}\
 button{margin-top:20px;padding:8px 28px;background:#b71c1c;color:#fff;border:0;font-size:16px}\
 .note{color:#666;font-size:13px}.error{color:#b71c1c}";
 
@@ -61,7 +61,10 @@ pub fn form_page(
             escape_html(value)
         );
     }
-    content.push_str("<button type=\"submit\">提交受理</button></form>");
+    content.push_str(
+        "<label for=\"result\">办理意见</label><select id=\"result\" name=\"__result\"><option value=\"accept\" selected>受理</option><option value=\"refuse\">不予受理</option></select>",
+    );
+    content.push_str("<button type=\"submit\">提交</button></form>");
     layout("业务受理", system_name, &content)
 }
 

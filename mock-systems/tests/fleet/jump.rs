@@ -230,3 +230,46 @@ async fn a_callback_the_hub_missed_is_sent_again_in_order() {
     assert_eq!(stats["callbacks_sent"], 3);
     assert_eq!(stats["callbacks_failed"], 0);
 }
+
+#[tokio::test]
+async fn the_clerk_can_refuse_at_intake() {
+    let (hub, hub_url) = fake_hub().await;
+    let fleet = start_with(Options {
+        hub_url,
+        pace: 0.01,
+        ..Options::default()
+    })
+    .await;
+    let page = fleet
+        .client
+        .get(fleet.url("/J01/jump?ticket=n1"))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.text().await.unwrap().contains("不予受理"));
+    let done = fleet
+        .client
+        .post(fleet.url("/J01/jump/submit"))
+        .form(&[("__delivery", "dlv-n1"), ("__result", "refuse")])
+        .send()
+        .await
+        .unwrap();
+    assert!(done.text().await.unwrap().contains("不予受理"));
+    let callback = hub
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/v1/jump/callback")
+        .unwrap();
+    assert_eq!(
+        callback.body["status"], "TH",
+        "J01's own code for a refusal"
+    );
+    let message = callback.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("依据") && message.contains("行政复议"),
+        "{message}"
+    );
+    let cases = fleet.cases("J01").await;
+    assert_eq!(cases[0]["finished"], true);
+    assert_eq!(fleet.stats("J01").await["open_cases"], 0);
+}
