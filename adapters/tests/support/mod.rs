@@ -2,6 +2,7 @@
 //! OpenSSH server on 127.0.0.1 with its own host key and config in a temp dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jump_line;
 pub mod sshd;
 
 use std::io::Write;
