@@ -27,7 +27,8 @@ pub struct Step {
     pub message: String,
 }
 
-/// The steps a case goes through and where it is.
+/// The steps a case goes through and where it is. Invariant: `steps` is never empty (every
+/// constructor pushes at least one step), so [`Lifecycle::current`] always has a step to show.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     steps: Vec<Step>,
