@@ -176,6 +176,16 @@ pub struct Codes {
     pub fallback: Option<String>,
 }
 
+/// The hub's default time zone, Asia/Shanghai (UTC+8 since 1991), looked up once: the tz
+/// database is bundled, so the lookup cannot fail on a system without one; UTC+8 stands in if it
+/// ever did.
+pub fn shanghai() -> TimeZone {
+    static ZONE: std::sync::LazyLock<TimeZone> = std::sync::LazyLock::new(|| {
+        TimeZone::get("Asia/Shanghai").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(8)))
+    });
+    ZONE.clone()
+}
+
 /// Date formatting of timestamps and dates.
 #[derive(Debug, Clone)]
 pub struct DateFormat {

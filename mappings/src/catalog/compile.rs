@@ -478,7 +478,7 @@ impl FieldCompiler<'_> {
             self.error(&pattern.span(), message);
             return None;
         }
-        let timezone = zone.or_else(|| TimeZone::get("Asia/Shanghai").ok())?;
+        let timezone = zone.unwrap_or_else(crate::mapping::shanghai);
         Some(DateFormat {
             pattern: pattern.into_inner(),
             timezone,

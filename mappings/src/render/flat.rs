@@ -3,18 +3,17 @@
 //! jump system's pre-filled form; the text is `name=value` lines with `\`, line feed and
 //! carriage return escaped as `\\`, `\n`, `\r`; the body is urlencoded in the charset).
 
-use serde_json::Value;
-
 use crate::charset::Charset;
 use crate::mapping::{Document, Field};
 
 use super::RenderError;
+use super::scope::Scope;
 use super::value::{Env, evaluate, not_scalar, scalar_text};
 
 pub(crate) fn csv(
     document: &Document,
     fields: &[Field],
-    root: &Value,
+    root: &Scope<'_>,
     env: &Env<'_>,
 ) -> Result<String, RenderError> {
     let mut record = Vec::with_capacity(fields.len());
@@ -53,7 +52,7 @@ pub(crate) fn csv(
 
 pub(crate) fn form(
     fields: &[Field],
-    root: &Value,
+    root: &Scope<'_>,
     env: &Env<'_>,
     charset: Charset,
 ) -> Result<(String, Vec<(String, String)>), RenderError> {

@@ -8,11 +8,12 @@ use crate::charset::Charset;
 use crate::mapping::{Field, Source};
 
 use super::RenderError;
-use super::value::{Env, FieldProblem, condition_holds, evaluate, lookup};
+use super::scope::{List, Scope};
+use super::value::{Env, FieldProblem, condition_holds, evaluate};
 
 pub(crate) fn render(
     fields: &[Field],
-    root: &Value,
+    root: &Scope<'_>,
     env: &Env<'_>,
     charset: Charset,
 ) -> Result<String, RenderError> {
@@ -29,7 +30,7 @@ pub(crate) fn render(
 
 fn write_fields(
     fields: &[Field],
-    scope: &Value,
+    scope: &Scope<'_>,
     env: &Env<'_>,
     charset: Charset,
     out: &mut Map<String, Value>,
@@ -75,17 +76,17 @@ fn write_fields(
 }
 
 /// The items of an `each` list: absent is empty (an error when required).
-pub(crate) fn each_items<'v>(
+pub(crate) fn each_items<'a>(
     field: &Field,
     path: &crate::mapping::CasePath,
-    scope: &'v Value,
+    scope: &Scope<'a>,
     env: &Env<'_>,
     name: &str,
-) -> Result<&'v [Value], RenderError> {
-    let items: &[Value] = match lookup(scope, path) {
-        None => &[],
-        Some(Value::Array(items)) => items,
-        Some(_) => {
+) -> Result<Vec<Scope<'a>>, RenderError> {
+    let items = match scope.list(path) {
+        List::Absent => Vec::new(),
+        List::Items(items) => items,
+        List::Other => {
             return Err(env.error(
                 name,
                 FieldProblem::NotAList {

@@ -1,6 +1,6 @@
 //! Rendering: one case through one system's mapping into that system's document.
 //!
-//! The case is turned into JSON once; each field is evaluated by [`value`] (condition, source,
+//! Case paths are read from the typed case ([`scope`]); each field is evaluated by [`value`] (condition, source,
 //! derivation, date format, code table, default, required, length, charset) and written by the
 //! shape's writer ([`json`], [`xml`], [`flat`] for csv and form). The text is then encoded in
 //! the system's charset.
@@ -12,6 +12,7 @@
 mod derive;
 mod flat;
 mod json;
+mod scope;
 mod value;
 mod xml;
 
@@ -65,10 +66,7 @@ pub enum RenderError {
 
 /// Renders `case` with `spec`'s mapping.
 pub fn render(spec: &SystemSpec, case: &Case) -> Result<Rendered, RenderError> {
-    let root = serde_json::to_value(case).map_err(|e| RenderError::Document {
-        system: spec.id.clone(),
-        message: format!("case cannot be read as JSON: {e}"),
-    })?;
+    let root = scope::Scope::Case(case);
     let env = value::Env::new(&spec.id, case);
     let document = &spec.mapping.document;
     let fields = &spec.mapping.fields;

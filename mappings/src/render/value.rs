@@ -5,15 +5,15 @@
 //! `max_length` → charset check (skipped under the `ncr` policy, which the XML writer applies).
 
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use serde_json::Value;
 
 use crate::case::Case;
 use crate::charset::{Charset, Unencodable};
-use crate::mapping::{CasePath, DateFormat, Field, Piece, Scalar, Source, Test};
+use crate::mapping::{DateFormat, Field, Piece, Scalar, Source, Test};
 
 use super::RenderError;
 use super::derive;
+use super::scope::Scope;
 
 /// What is wrong with one field's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,10 +94,9 @@ pub(crate) struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn new(system: &'a str, case: &Case) -> Env<'a> {
-        let zone = TimeZone::get("Asia/Shanghai").unwrap_or(TimeZone::UTC);
         Env {
             system,
-            received: case.received_at.to_zoned(zone).date(),
+            received: case.received_at.to_zoned(crate::mapping::shanghai()).date(),
         }
     }
 
@@ -110,25 +109,16 @@ impl<'a> Env<'a> {
     }
 }
 
-/// The value at a case path, `None` when absent or null.
-pub(crate) fn lookup<'v>(scope: &'v Value, path: &CasePath) -> Option<&'v Value> {
-    let mut value = scope;
-    for segment in &path.segments {
-        value = value.as_object()?.get(segment)?;
-    }
-    (!value.is_null()).then_some(value)
-}
-
 /// Whether the field's `when` holds (true when it has none).
-pub(crate) fn condition_holds(field: &Field, scope: &Value) -> bool {
+pub(crate) fn condition_holds(field: &Field, scope: &Scope<'_>) -> bool {
     let Some(when) = &field.when else {
         return true;
     };
-    let value = lookup(scope, &when.path);
+    let value = scope.get(&when.path);
     match &when.test {
         Test::Present(wanted) => value.is_some() == *wanted,
-        Test::Equals(expected) => value.is_some_and(|v| scalar_equals(expected, v)),
-        Test::In(options) => value.is_some_and(|v| options.iter().any(|o| scalar_equals(o, v))),
+        Test::Equals(expected) => value.is_some_and(|v| scalar_equals(expected, &v)),
+        Test::In(options) => value.is_some_and(|v| options.iter().any(|o| scalar_equals(o, &v))),
     }
 }
 
@@ -157,7 +147,7 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
 pub(crate) fn evaluate(
     field: &Field,
     name: &str,
-    scope: &Value,
+    scope: &Scope<'_>,
     env: &Env<'_>,
     charset: Charset,
 ) -> Result<Option<Value>, RenderError> {
@@ -166,7 +156,7 @@ pub(crate) fn evaluate(
     }
     let fail = |problem| env.error(name, problem);
     let mut value = match &field.source {
-        Source::From(paths) => paths.iter().find_map(|p| lookup(scope, p)).cloned(),
+        Source::From(paths) => paths.iter().find_map(|p| scope.get(p)),
         Source::Value(constant) => Some(constant.to_json()),
         Source::Template(pieces) => template(pieces, scope),
         Source::Each { .. } => return Ok(None),
@@ -272,12 +262,12 @@ fn describe_source(source: &Source) -> String {
 }
 
 /// Fills a template; absent when any placeholder is absent.
-fn template(pieces: &[Piece], scope: &Value) -> Option<Value> {
+fn template(pieces: &[Piece], scope: &Scope<'_>) -> Option<Value> {
     let mut out = String::new();
     for piece in pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
-            Piece::Path(path) => out.push_str(&scalar_text(lookup(scope, path)?)?),
+            Piece::Path(path) => out.push_str(&scalar_text(&scope.get(path)?)?),
         }
     }
     Some(Value::String(out))

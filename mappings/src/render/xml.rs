@@ -12,13 +12,13 @@ use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::QName;
-use serde_json::Value;
 
 use crate::charset::{Charset, Unencodable};
 use crate::mapping::{Document, Field, Source};
 
 use super::RenderError;
 use super::json::each_items;
+use super::scope::Scope;
 use super::value::{Env, FieldProblem, condition_holds, evaluate, not_scalar, scalar_text};
 
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl Element {
 pub(crate) fn render(
     document: &Document,
     fields: &[Field],
-    root: &Value,
+    root: &Scope<'_>,
     env: &Env<'_>,
 ) -> Result<String, RenderError> {
     let mut top = Element::new(&document.root);
@@ -99,7 +99,7 @@ pub(crate) fn render(
 
 fn write_fields(
     fields: &[Field],
-    scope: &Value,
+    scope: &Scope<'_>,
     env: &Env<'_>,
     charset: Charset,
     element: &mut Element,
