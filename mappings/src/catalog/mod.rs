@@ -13,6 +13,7 @@ mod compile;
 mod error;
 mod examples;
 mod files;
+mod options;
 pub mod paths;
 pub(crate) mod raw;
 mod system;
