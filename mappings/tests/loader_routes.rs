@@ -96,3 +96,9 @@ fn routes_and_status_maps_are_exposed() {
     assert_eq!(f02.kind, "rest");
     assert!(f02.source.contains("[adapter]"));
 }
+
+#[test]
+fn the_catalogue_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Catalog>();
+}
