@@ -9,7 +9,7 @@ mod sync_support;
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sync_support::{HOOK_SECRET, Setup, World, all_final, sample};
 use yimen_adapters::Secret;
 use yimen_hub::notify::signature;
@@ -260,4 +260,62 @@ async fn a_system_that_is_down_while_polled_catches_up_afterwards() {
         .await
         .unwrap();
     assert!(stats["systems"]["L41"]["faults_injected"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_system_reports_through_the_clerk_callbacks() {
+    let world = World::start(Setup {
+        pace: 0.05,
+        ..Setup::default()
+    })
+    .await;
+    let id = world
+        .submit(&sample(
+            "cat-legal-person-hazardous-chemicals.json",
+            "SYNC-J-0",
+        ))
+        .await;
+    world
+        .wait_for(&id, 60, |v| v["targets"][0]["delivery"] == "awaiting_clerk")
+        .await;
+    let (_, case) = world.get(&format!("/v1/cases/{id}")).await;
+    let delivery = case["targets"][0]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The clerk's browser: hub redirect → line system page (redeems the ticket) → submit.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = no_redirect
+        .get(format!("{}/v1/cases/{id}/jump/L11", world.hub))
+        .bearer_auth(sync_support::KEY)
+        .send()
+        .await
+        .unwrap();
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let page = world.client.get(&location).send().await.unwrap();
+    assert!(page.status().is_success(), "{}", page.text().await.unwrap());
+    let submit = format!("{}/submit", location.split('?').next().unwrap());
+    let taken = world
+        .client
+        .post(submit)
+        .form(&[("__delivery", delivery.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(taken.status().is_success());
+    let view = world.wait_for(&id, 60, all_final).await;
+    assert_eq!(view["status"], "approved", "{view:#}");
+    let history = history_of(&view, "L11");
+    let last = history.last().unwrap();
+    assert_eq!(
+        (&last["state"], &last["source"]),
+        (&json!("approved"), &json!("jump"))
+    );
+    assert!(
+        history.iter().filter(|h| h["source"] == "jump").count() >= 2,
+        "{history:#?}"
+    );
 }

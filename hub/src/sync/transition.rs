@@ -60,7 +60,10 @@ pub fn judge(
     {
         return Verdict::Stale;
     }
-    if next == current.state {
+    if next == current.state && current.raw.is_none() {
+        // The system's first report: recorded even though it names the starting state.
+        Verdict::Move(next)
+    } else if next == current.state {
         Verdict::Duplicate
     } else if next.may_follow(current.state) {
         Verdict::Move(next)
@@ -174,6 +177,15 @@ mod tests {
         assert_eq!(
             judge(at("ZZ", InReview), "ZZ", None, None),
             Verdict::Duplicate
+        );
+        let fresh = Applied {
+            state: Received,
+            raw: None,
+            reported_at: None,
+        };
+        assert_eq!(
+            judge(fresh, "01", Some(Received), None),
+            Verdict::Move(Received)
         );
         let t = |s: i64| Timestamp::from_second(s).ok();
         let current = Applied {
