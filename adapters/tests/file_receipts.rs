@@ -266,3 +266,27 @@ async fn find_by_key_falls_back_to_receipts_when_the_outbox_was_emptied() {
         "nothing moved"
     );
 }
+
+#[tokio::test]
+async fn a_gb18030_receipt_is_read_on_a_utf8_system_when_it_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = FileSettings::new(Transport::Local);
+    settings.receipt_charset = "utf-8".to_owned();
+    let ctx = ctx("L08", &tmp.path().join("files"), tmp.path());
+    let adapter = FileAdapter::build(&ctx, &Limits::default(), &settings).unwrap();
+    let stem = delivered(&adapter, "CG", "gggggggg-1").await;
+    let bytes = receipt_xml(&stem, "gggggggg-1", "01", "已受理䶮");
+    assert!(String::from_utf8(bytes.clone()).is_err());
+    std::fs::write(
+        tmp.path().join(format!("files/inbox/{stem}.receipt.xml")),
+        bytes,
+    )
+    .unwrap();
+    let reports = adapter
+        .as_status()
+        .unwrap()
+        .query_status(&[stem])
+        .await
+        .unwrap();
+    assert_eq!(reports[0].message.as_deref(), Some("已受理䶮"));
+}

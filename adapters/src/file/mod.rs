@@ -16,6 +16,7 @@
 //!
 //! Wire details: `adapters/PROTOCOLS.md`, section file.
 
+mod charset;
 mod config;
 mod folders;
 mod local;

@@ -239,14 +239,7 @@ pub fn parse_receipt(
     bytes: &[u8],
     encoding: &'static Encoding,
 ) -> Result<FileReceipt, String> {
-    let bytes = if encoding == encoding_rs::UTF_8 {
-        bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
-    } else {
-        bytes
-    };
-    let text = encoding
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .ok_or_else(|| format!("not valid {} text", encoding.name()))?;
+    let text = super::charset::decode(bytes, encoding)?;
     if text.chars().any(|c| c == '\0') {
         return Err("contains NUL characters (binary data)".to_owned());
     }
