@@ -11,15 +11,19 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::api::{ApiError, AppState};
+use crate::store::SystemCounters;
 
 const CONSOLE: &str = include_str!("console.html");
+
+/// One delivery-state gauge: metric suffix, help text, and how to read it from the counters.
+type Family = (&'static str, &'static str, fn(&SystemCounters) -> u64);
 
 /// The operator routes, merged into the API router.
 pub fn router() -> Router<Arc<AppState>> {
@@ -44,12 +48,18 @@ async fn console() -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let counters = state.store.system_counters().await?;
     let mut text = String::with_capacity(4096);
-    let families: [(&str, &str, fn(&crate::store::SystemCounters) -> u64); 5] = [
-        ("backlog", "Deliveries queued or waiting to retry", |c| c.backlog),
+    let families: [Family; 5] = [
+        ("backlog", "Deliveries queued or waiting to retry", |c| {
+            c.backlog
+        }),
         ("sending", "Deliveries being sent", |c| c.sending),
         ("delivered", "Deliveries delivered", |c| c.delivered),
         ("dead", "Deliveries in the dead-letter list", |c| c.dead),
-        ("awaiting_clerk", "Jump deliveries waiting for a clerk", |c| c.awaiting_clerk),
+        (
+            "awaiting_clerk",
+            "Jump deliveries waiting for a clerk",
+            |c| c.awaiting_clerk,
+        ),
     ];
     for (name, help, value) in families {
         let _ = writeln!(text, "# HELP yimen_deliveries_{name} {help}.");
@@ -67,7 +77,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
             );
         }
     }
-    let _ = writeln!(text, "# HELP yimen_breaker_open Circuit breaker of the line system is open (1) or half-open (0.5).");
+    let _ = writeln!(
+        text,
+        "# HELP yimen_breaker_open Circuit breaker of the line system is open (1) or half-open (0.5)."
+    );
     let _ = writeln!(text, "# TYPE yimen_breaker_open gauge");
     for line in state.lines.iter() {
         let value = match line.breaker.state().as_str() {
@@ -77,7 +90,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
         };
         let _ = writeln!(text, "yimen_breaker_open{{system=\"{}\"}} {value}", line.id);
     }
-    let _ = writeln!(text, "# HELP yimen_line_available The line system's adapter was built (1) or not (0).");
+    let _ = writeln!(
+        text,
+        "# HELP yimen_line_available The line system's adapter was built (1) or not (0)."
+    );
     let _ = writeln!(text, "# TYPE yimen_line_available gauge");
     for line in state.lines.iter() {
         let _ = writeln!(
