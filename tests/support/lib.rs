@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub mod sshd;
 pub mod webdriver;
 
 /// The repository root.
@@ -257,21 +258,41 @@ pub fn start_hub(
     files_dir: &Path,
     extra: &[&str],
 ) -> Result<Process> {
+    start_hub_with_env(
+        port,
+        store_args,
+        mocks_url,
+        files_dir,
+        extra,
+        &[("RUST_LOG", "warn")],
+    )
+}
+
+/// [`start_hub`] with extra environment variables (they win over the defaults).
+pub fn start_hub_with_env(
+    port: u16,
+    store_args: &[&str],
+    mocks_url: &str,
+    files_dir: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<Process> {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["serve", "--listen", listen.as_str()];
     args.extend_from_slice(store_args);
     args.extend_from_slice(extra);
     let keys = format!("e2e:{API_KEY}");
     let files = files_dir.to_string_lossy().into_owned();
+    let mut all: Vec<(&str, &str)> = vec![
+        ("YIMEN_API_KEYS", keys.as_str()),
+        ("YIMEN_LINE_BASE", mocks_url),
+        ("YIMEN_FILES_DIR", files.as_str()),
+    ];
+    all.extend_from_slice(envs);
     Process::start(
         &bin("yimen")?,
         &args,
-        &[
-            ("YIMEN_API_KEYS", keys.as_str()),
-            ("YIMEN_LINE_BASE", mocks_url),
-            ("YIMEN_FILES_DIR", files.as_str()),
-            ("RUST_LOG", "warn"),
-        ],
+        &all,
         "listening on",
         Duration::from_secs(30),
     )
