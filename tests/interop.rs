@@ -8,239 +8,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
-use url::Url;
-use yimen_adapters::jump::{InMemoryTicketLedger, JumpCallback, SignedRequest};
-use yimen_adapters::{
-    Adapter, AdapterRegistry, DeliveryOutcome, DeliveryRequest, Payload, Receipt, SettingsSource,
-    StatusReport, SystemContext,
+use yimen_adapters::DeliveryOutcome;
+use yimen_e2e::fleet::{
+    Fleet, catalog, deliver, delivered, file_round_trip, files_below, render_json, request,
+    sample_json, sample_request, system,
 };
-use yimen_e2e::{eventually, mappings_dir, mock_counters};
-use yimen_mappings::catalog::{Catalog, Expectation, SystemSpec};
-use yimen_mappings::render::{FieldProblem, RenderError, Rendered};
-use yimen_mock_systems::{Catalogue, KindSpec, MockConfig};
-
-/// The mock fleet served in-process; stops when dropped.
-struct Fleet {
-    url: String,
-    files: PathBuf,
-    http: reqwest::Client,
-    catalogue: Catalogue,
-    _stop: oneshot::Sender<()>,
-    _tmp: Option<TempDir>,
-}
-
-impl Fleet {
-    /// Starts the fleet with a fresh temp files folder.
-    async fn start(hub_url: &str) -> Result<Fleet> {
-        let tmp = tempfile::tempdir()?;
-        let files = tmp.path().join("files");
-        let mut fleet = Fleet::start_in(files, hub_url).await?;
-        fleet._tmp = Some(tmp);
-        Ok(fleet)
-    }
-
-    /// Starts the fleet with the given files folder.
-    async fn start_in(files: PathBuf, hub_url: &str) -> Result<Fleet> {
-        let catalogue = Catalogue::load(&mappings_dir())?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let mut config = MockConfig::new(catalogue.clone(), files.clone(), hub_url);
-        // Cases stay in their first state for the whole test (a step every 5 minutes), so what
-        // an adapter reads can be compared with what the mock holds.
-        config.pace = 100.0;
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            if let Err(e) = yimen_mock_systems::serve(config, listener, shutdown).await {
-                eprintln!("mock fleet failed: {e}");
-            }
-        });
-        Ok(Fleet {
-            url,
-            files,
-            http: reqwest::Client::new(),
-            catalogue,
-            _stop: stop,
-            _tmp: None,
-        })
-    }
-
-    /// Builds a system's adapter from mapping text (the shipped file or a modified copy).
-    fn adapter(&self, spec: &SystemSpec, text: &str) -> Result<Arc<dyn Adapter>> {
-        let ctx = SystemContext {
-            system_id: spec.id.clone(),
-            base_url: Url::parse(&format!("{}/{}", self.url, spec.id))?,
-            files_dir: self.files.join(&spec.id),
-            secrets_root: mappings_dir(),
-        };
-        let source = SettingsSource {
-            path: &spec.path,
-            text,
-        };
-        AdapterRegistry::builtin()
-            .build(&ctx, source)
-            .map_err(|e| anyhow!("building the {} adapter: {e}", spec.id))
-    }
-
-    async fn fault(&self, id: &str, plan: Value) -> Result<()> {
-        self.http
-            .post(format!("{}/_admin/faults/{id}", self.url))
-            .json(&plan)
-            .send()
-            .await?
-            .error_for_status()
-            .with_context(|| format!("installing fault plan {plan} on {id}"))?;
-        Ok(())
-    }
-
-    async fn clear_fault(&self, id: &str) -> Result<()> {
-        self.http
-            .delete(format!("{}/_admin/faults/{id}", self.url))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
-    }
-
-    /// The documents the system received, as the admin API shows them.
-    async fn received(&self, id: &str) -> Result<Vec<Value>> {
-        let answer: Value = self
-            .http
-            .get(format!("{}/_admin/received/{id}", self.url))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(answer["documents"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// The mock's case with this receipt number (its raw status and message).
-    async fn case(&self, id: &str, receipt_no: &str) -> Result<Value> {
-        let answer: Value = self
-            .http
-            .get(format!("{}/_admin/cases/{id}", self.url))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        answer["cases"]
-            .as_array()
-            .and_then(|cases| cases.iter().find(|c| c["receipt_no"] == receipt_no))
-            .cloned()
-            .ok_or_else(|| anyhow!("{id}: the mock holds no case {receipt_no}: {answer}"))
-    }
-
-    /// Checks a status report against the mock's own case: same raw code, same (Chinese)
-    /// message, so the answer's charset was decoded right.
-    async fn check_report(&self, id: &str, receipt_no: &str, report: &StatusReport) -> Result<()> {
-        let case = self.case(id, receipt_no).await?;
-        ensure!(
-            case["status"] == report.raw_status.as_str(),
-            "{id}: report {report:?}, mock case {case}"
-        );
-        ensure!(
-            case["message"].as_str() == report.message.as_deref(),
-            "{id}: message decoded as {:?}, mock says {}",
-            report.message,
-            case["message"]
-        );
-        Ok(())
-    }
-
-    fn entry_path(&self, id: &str) -> Result<String> {
-        self.catalogue
-            .systems
-            .iter()
-            .find(|s| s.id == id)
-            .and_then(|s| match &s.kind {
-                KindSpec::Jump(jump) => Some(jump.entry_path.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("{id} is not a jump system of the mock catalogue"))
-    }
-}
-
-fn catalog() -> Result<Catalog> {
-    Catalog::load(&mappings_dir()).map_err(|e| anyhow!("loading the catalogue: {e}"))
-}
-
-fn system<'a>(catalog: &'a Catalog, id: &str) -> Result<&'a SystemSpec> {
-    catalog
-        .system(id)
-        .ok_or_else(|| anyhow!("no system {id} in the catalogue"))
-}
-
-/// The case of the system's first golden example that renders (a case routed to it).
-fn sample_json(spec: &SystemSpec) -> Result<Value> {
-    let example = spec
-        .examples
-        .iter()
-        .find(|e| matches!(e.expect, Expectation::Text(_)))
-        .ok_or_else(|| anyhow!("{} has no example that renders", spec.id))?;
-    let text = std::fs::read_to_string(&example.case)
-        .with_context(|| format!("reading {}", example.case.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn render_json(spec: &SystemSpec, case: &Value) -> Result<Result<Rendered, RenderError>> {
-    let bytes = serde_json::to_vec(case)?;
-    let case = yimen_mappings::case::parse_case(&bytes)
-        .map_err(|problems| anyhow!("sample case does not parse: {problems:?}"))?;
-    Ok(spec.render(&case))
-}
-
-fn request(rendered: Rendered, key: &str) -> DeliveryRequest {
-    DeliveryRequest {
-        delivery_id: format!("dlv-{key}"),
-        case_id: format!("case-{key}"),
-        attempt: 1,
-        idempotency_key: key.to_owned(),
-        payload: Payload {
-            content_type: rendered.content_type,
-            body: rendered.body.into(),
-            extension: rendered.extension.to_owned(),
-            fields: rendered.fields,
-        },
-        materials: Vec::new(),
-    }
-}
-
-fn sample_request(spec: &SystemSpec, key: &str) -> Result<DeliveryRequest> {
-    let rendered = render_json(spec, &sample_json(spec)?)?
-        .map_err(|e| anyhow!("rendering {}'s sample: {e}", spec.id))?;
-    Ok(request(rendered, key))
-}
-
-async fn deliver(adapter: &dyn Adapter, request: &DeliveryRequest) -> Result<DeliveryOutcome> {
-    let deliver = adapter
-        .as_deliver()
-        .ok_or_else(|| anyhow!("adapter cannot deliver"))?;
-    Ok(deliver.deliver(request).await)
-}
-
-fn delivered(id: &str, outcome: DeliveryOutcome) -> Result<Receipt> {
-    match outcome {
-        DeliveryOutcome::Delivered(receipt) => Ok(receipt),
-        other => bail!("{id}: expected delivered, got {other:?}"),
-    }
-}
+use yimen_e2e::jump_hub::JumpHub;
+use yimen_e2e::mock_counters;
+use yimen_mappings::catalog::SystemSpec;
+use yimen_mappings::render::{FieldProblem, RenderError};
 
 /// Every rest and soap system: deliver, deliver again (same receipt, one duplicate), find by
 /// key, and a status query answering a raw code the system's own status table maps.
@@ -511,56 +292,6 @@ async fn faults_are_classified_by_the_real_adapters() -> Result<()> {
     Ok(())
 }
 
-/// Delivers the system's sample through `adapter`, then polls `query_status` until the mock's
-/// receipt comes back; returns the stem and the report.
-async fn file_round_trip(
-    fleet: &Fleet,
-    spec: &SystemSpec,
-    adapter: &dyn Adapter,
-    key: &str,
-) -> Result<(String, StatusReport)> {
-    let id = spec.id.as_str();
-    let receipt = delivered(id, deliver(adapter, &sample_request(spec, key)?).await?)?;
-    let stem = receipt
-        .receipt_number
-        .ok_or_else(|| anyhow!("{id}: file receipt without a stem"))?;
-    let status = adapter
-        .as_status()
-        .ok_or_else(|| anyhow!("{id}: no status capability"))?;
-    let stems = vec![stem.clone()];
-    let report = eventually(
-        &format!("{id}: the mock's receipt for {stem}"),
-        Duration::from_secs(15),
-        || async {
-            let reports = status.query_status(&stems).await?;
-            Ok(reports.into_iter().find(|r| r.receipt_number == stem))
-        },
-    )
-    .await?;
-    ensure!(
-        spec.map_status(&report.raw_status).is_some(),
-        "{id}: raw status {:?} is not in the system's [status] table",
-        report.raw_status
-    );
-    let documents = fleet.received(id).await?;
-    let receipt_no = documents
-        .iter()
-        .find(|d| d["idempotency_key"] == key)
-        .and_then(|d| d["receipt_no"].as_str())
-        .ok_or_else(|| anyhow!("{id}: the mock recorded no document for {key}"))?;
-    fleet.check_report(id, receipt_no, &report).await?;
-    Ok((stem, report))
-}
-
-fn files_below(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn file_systems_exchange_through_local_folders() -> Result<()> {
     let catalog = catalog()?;
@@ -640,112 +371,11 @@ async fn file_system_exchanges_over_a_real_sftp_server() -> Result<()> {
     Ok(())
 }
 
-/// What the test hub shares with its handlers.
-struct HubState {
-    adapter: Mutex<Option<Arc<dyn Adapter>>>,
-    ledger: InMemoryTicketLedger,
-    fields: Mutex<Vec<(String, String)>>,
-    callbacks: tokio::sync::mpsc::UnboundedSender<JumpCallback>,
-}
-
-fn signed(headers: &HeaderMap, body: &[u8]) -> (String, String) {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let _ = body;
-    (header("x-timestamp"), header("x-signature"))
-}
-
-fn jump_of(state: &HubState) -> Option<Arc<dyn Adapter>> {
-    state.adapter.lock().unwrap().clone()
-}
-
-async fn hub_redeem(
-    State(state): State<Arc<HubState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> (StatusCode, String) {
-    let Some(adapter) = jump_of(&state) else {
-        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
-    };
-    let jump = adapter.as_jump().expect("a jump adapter");
-    let (timestamp, signature) = signed(&headers, &body);
-    let request = SignedRequest {
-        body: &body,
-        timestamp: &timestamp,
-        signature: &signature,
-    };
-    match jump
-        .verify_redemption(request, &state.ledger, Timestamp::now())
-        .await
-    {
-        Ok(redemption) => {
-            let fields: serde_json::Map<String, Value> = state
-                .fields
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(v)))
-                .collect();
-            let answer = json!({"delivery": redemption.delivery_id, "fields": fields});
-            (StatusCode::OK, answer.to_string())
-        }
-        Err(e) => (
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-            e.to_string(),
-        ),
-    }
-}
-
-async fn hub_callback(
-    State(state): State<Arc<HubState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> (StatusCode, String) {
-    let Some(adapter) = jump_of(&state) else {
-        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
-    };
-    let jump = adapter.as_jump().expect("a jump adapter");
-    let (timestamp, signature) = signed(&headers, &body);
-    let request = SignedRequest {
-        body: &body,
-        timestamp: &timestamp,
-        signature: &signature,
-    };
-    match jump.verify_callback(request, Timestamp::now()) {
-        Ok(callback) => {
-            let _ = state.callbacks.send(callback);
-            (StatusCode::OK, "{}".to_owned())
-        }
-        Err(e) => (
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-            e.to_string(),
-        ),
-    }
-}
-
 #[tokio::test]
 async fn jump_ticket_is_redeemed_by_the_portal_and_the_callback_verifies() -> Result<()> {
     let catalog = catalog()?;
-    let (tx, mut callbacks) = tokio::sync::mpsc::unbounded_channel();
-    let state = Arc::new(HubState {
-        adapter: Mutex::new(None),
-        ledger: InMemoryTicketLedger::new(),
-        fields: Mutex::new(Vec::new()),
-        callbacks: tx,
-    });
-    let app = Router::new()
-        .route("/v1/jump/redeem", post(hub_redeem))
-        .route("/v1/jump/callback", post(hub_callback))
-        .with_state(state.clone());
-    let hub_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hub_url = format!("http://{}", hub_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(hub_listener, app).await });
-    let fleet = Fleet::start(&hub_url).await?;
+    let mut hub = JumpHub::start().await?;
+    let fleet = Fleet::start(&hub.url).await?;
 
     let id = "T01";
     let spec = system(&catalog, id)?;
@@ -753,8 +383,8 @@ async fn jump_ticket_is_redeemed_by_the_portal_and_the_callback_verifies() -> Re
     let rendered = render_json(spec, &sample_json(spec)?)?
         .map_err(|e| anyhow!("rendering {id}'s sample: {e}"))?;
     ensure!(!rendered.fields.is_empty(), "{id}: the form has no fields");
-    *state.fields.lock().unwrap() = rendered.fields.clone();
-    *state.adapter.lock().unwrap() = Some(adapter.clone());
+    hub.set_fields(rendered.fields.clone());
+    hub.serve_adapter(adapter.clone());
 
     let jump = adapter
         .as_jump()
@@ -776,10 +406,7 @@ async fn jump_ticket_is_redeemed_by_the_portal_and_the_callback_verifies() -> Re
             "field {name}={value} not pre-filled in {html}"
         );
     }
-    ensure!(
-        state.ledger.len() == 1,
-        "the ticket's nonce was not consumed"
-    );
+    ensure!(hub.consumed() == 1, "the ticket's nonce was not consumed");
 
     // The same ticket a second time is a replay: the hub refuses it and the portal says so.
     let replay = fleet.http.get(ticket.entry_url.clone()).send().await?;
@@ -798,7 +425,7 @@ async fn jump_ticket_is_redeemed_by_the_portal_and_the_callback_verifies() -> Re
         "submit answered {}",
         answer.status()
     );
-    let callback = tokio::time::timeout(Duration::from_secs(10), callbacks.recv())
+    let callback = tokio::time::timeout(Duration::from_secs(10), hub.callbacks.recv())
         .await
         .context("no verified callback within 10 s")?
         .ok_or_else(|| anyhow!("callback channel closed"))?;

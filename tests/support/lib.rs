@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub mod fleet;
+pub mod jump_hub;
 pub mod sshd;
 pub mod webdriver;
 
