@@ -12,6 +12,7 @@
 //! | POST   | /v1/replay                        | platform key   | [`replay`]    |
 //! | GET    | /v1/cases/{id}/jump/{system}      | platform key   | [`jump`]      |
 //! | POST   | /v1/jump/redeem, /v1/jump/callback| line system (signed) | [`jump`] |
+//! | …      | status, supplements, extensions, search, supervision, feed, callbacks | see [`crate::sync::routes`] | |
 //!
 //! Platform calls carry `Authorization: Bearer <secret>` for a key in `YIMEN_API_KEYS`; the key's
 //! name is the client id cases are stored under and the actor replays are recorded with.
