@@ -7,6 +7,7 @@
 //! Invariant: refusals answer the adapter's own HTTP status (401 forged, 409 replayed, 410
 //! expired, 403 other system), as the hub does.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -19,11 +20,13 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use yimen_adapters::Adapter;
-use yimen_adapters::jump::{InMemoryTicketLedger, JumpCallback, JumpError, SignedRequest};
+use yimen_adapters::jump::{
+    InMemoryTicketLedger, JumpCallback, JumpError, SignedRequest, request_system,
+};
 
 /// What the hub's handlers share.
 struct HubState {
-    adapter: Mutex<Option<Arc<dyn Adapter>>>,
+    adapters: Mutex<BTreeMap<String, Arc<dyn Adapter>>>,
     ledger: InMemoryTicketLedger,
     fields: Mutex<Vec<(String, String)>>,
     callbacks: mpsc::UnboundedSender<JumpCallback>,
@@ -45,12 +48,12 @@ impl std::fmt::Debug for JumpHub {
 }
 
 impl JumpHub {
-    /// Starts the hub; it refuses every request (503) until [`JumpHub::serve_adapter`] names the
-    /// jump system's adapter (built after the fleet, which needs this hub's URL first).
+    /// Starts the hub; it refuses a system's requests (403) until [`JumpHub::serve_adapter`]
+    /// gives its jump adapter (built after the fleet, which needs this hub's URL first).
     pub async fn start() -> Result<JumpHub> {
         let (tx, callbacks) = mpsc::unbounded_channel();
         let state = Arc::new(HubState {
-            adapter: Mutex::new(None),
+            adapters: Mutex::new(BTreeMap::new()),
             ledger: InMemoryTicketLedger::new(),
             fields: Mutex::new(Vec::new()),
             callbacks: tx,
@@ -69,10 +72,14 @@ impl JumpHub {
         })
     }
 
-    /// Verifies with this adapter from now on.
+    /// Verifies the requests of this adapter's system with it from now on (adapters without
+    /// the jump capability are ignored).
     pub fn serve_adapter(&self, adapter: Arc<dyn Adapter>) {
-        if let Ok(mut current) = self.state.adapter.lock() {
-            *current = Some(adapter);
+        let Some(system) = adapter.as_jump().map(|j| j.system_id().to_owned()) else {
+            return;
+        };
+        if let Ok(mut adapters) = self.state.adapters.lock() {
+            adapters.insert(system, adapter);
         }
     }
 
@@ -107,17 +114,20 @@ fn refusal(error: &JumpError) -> (StatusCode, String) {
     )
 }
 
-fn adapter_of(state: &HubState) -> Result<Arc<dyn Adapter>, (StatusCode, String)> {
+/// The adapter of the system the body names, as the hub picks it before verifying.
+fn adapter_of(state: &HubState, body: &[u8]) -> Result<Arc<dyn Adapter>, (StatusCode, String)> {
+    let Some(system) = request_system(body) else {
+        return Err((StatusCode::BAD_REQUEST, "body names no system".to_owned()));
+    };
     state
-        .adapter
+        .adapters
         .lock()
         .ok()
-        .and_then(|a| a.clone())
-        .filter(|a| a.as_jump().is_some())
+        .and_then(|a| a.get(&system).cloned())
         .ok_or_else(|| {
             (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no jump adapter to verify with".to_owned(),
+                StatusCode::FORBIDDEN,
+                format!("unknown jump system {system}"),
             )
         })
 }
@@ -127,7 +137,7 @@ async fn redeem(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let adapter = match adapter_of(&state) {
+    let adapter = match adapter_of(&state, &body) {
         Ok(adapter) => adapter,
         Err(answer) => return answer,
     };
@@ -162,7 +172,7 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let adapter = match adapter_of(&state) {
+    let adapter = match adapter_of(&state, &body) {
         Ok(adapter) => adapter,
         Err(answer) => return answer,
     };
