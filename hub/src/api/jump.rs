@@ -8,8 +8,9 @@
 //!   and answers `{"delivery","fields":{…}}` with the pre-filled fields. 401 forged, 410 expired,
 //!   409 replayed, 403 another system's ticket.
 //! - `POST /v1/jump/callback` (signed): records the line system's case number and result on the
-//!   delivery (delivered, with that receipt) and the status event. A repeated callback for a
-//!   delivered delivery answers 200 again and changes nothing.
+//!   delivery (delivered, with that receipt); every callback, later status changes included, is
+//!   applied by status sync (`crate::sync::callback::apply_jump`). A repeated callback for a
+//!   delivered delivery answers 200 again and changes the delivery no more.
 
 use std::sync::Arc;
 
@@ -26,9 +27,7 @@ use yimen_adapters::jump::{JumpError, LedgerError, SignedRequest, TicketLedger, 
 
 use super::{ApiError, AppState, Caller};
 use crate::dispatch::DeliveryEvent;
-use crate::store::{
-    DeliveryRecord, DeliveryState, NewStatusEvent, Store, StoredReceipt, TicketUse,
-};
+use crate::store::{DeliveryRecord, DeliveryState, Store, StoredReceipt, TicketUse};
 
 /// The store as the single-use ledger of ticket nonces.
 #[derive(Debug)]
@@ -225,25 +224,6 @@ pub async fn callback(
         .store
         .resolve_clerk(&delivery.delivery_id, receipt, now)
         .await?;
-    let unified = state
-        .catalog
-        .system(&system)
-        .and_then(|spec| spec.map_status(&callback.status))
-        .map(|s| s.as_str().to_owned());
-    if let Some(unified_state) = unified {
-        let event = NewStatusEvent {
-            case_id: delivery.case_id.clone(),
-            system_id: system.clone(),
-            raw_code: callback.status.clone(),
-            unified_state,
-            source: "callback".to_owned(),
-            excerpt: callback.message.clone().unwrap_or_default(),
-            at: now,
-        };
-        if let Err(error) = state.store.record_status_event(event).await {
-            tracing::warn!(%error, delivery = %delivery.delivery_id, "status event not recorded");
-        }
-    }
     state.dispatch.announce(DeliveryEvent {
         delivery_id: delivery.delivery_id.clone(),
         case_id: delivery.case_id.clone(),
