@@ -224,17 +224,22 @@ async fn faults_are_classified_by_the_real_adapters() -> Result<()> {
         );
     }
 
-    // The mock takes the case and never answers: ambiguous; asking by key finds what it took.
-    for (id, spec) in [("L01", rest), ("T06", soap)] {
+    // The mock takes the case and never answers, or answers garbage: ambiguous; asking by key
+    // finds what it took.
+    let taking = [
+        ("L01", rest, "timeout"),
+        ("T06", soap, "timeout"),
+        ("L01", rest, "malformed"),
+        ("T06", soap, "malformed"),
+    ];
+    for (id, spec, fault) in taking {
         let short = fleet.adapter(spec, &with_short_timeout(&spec.source))?;
-        fleet
-            .fault(id, json!({"timeout": true, "times": 1}))
-            .await?;
-        let key = format!("f-timeout-{id}");
+        fleet.fault(id, json!({fault: true, "times": 1})).await?;
+        let key = format!("f-{fault}-{id}");
         let outcome = deliver(short.as_ref(), &sample_request(spec, &key)?).await?;
         ensure!(
             matches!(outcome, DeliveryOutcome::Ambiguous { .. }),
-            "{id}: timeout: {outcome:?}"
+            "{id}: {fault}: {outcome:?}"
         );
         let found = short.as_deliver().unwrap().find_by_key(&key).await?;
         let taken = fleet.received(id).await?;
@@ -244,7 +249,7 @@ async fn faults_are_classified_by_the_real_adapters() -> Result<()> {
             .and_then(|d| d["receipt_no"].as_str());
         ensure!(
             taken.is_some() && found.as_ref().and_then(|r| r.receipt_number.as_deref()) == taken,
-            "{id}: the case the mock took ({taken:?}) is not what find_by_key found: {found:?}"
+            "{id}: {fault}: the case the mock took ({taken:?}) is not what find_by_key found: {found:?}"
         );
     }
 
@@ -256,6 +261,24 @@ async fn faults_are_classified_by_the_real_adapters() -> Result<()> {
         matches!(outcome, DeliveryOutcome::Ambiguous { .. }),
         "reset: {outcome:?}"
     );
+
+    // A token-auth system whose bearer tokens all expired: the adapter fetches a new one.
+    let token = system(&catalog, "L17")?;
+    let token_adapter = fleet.adapter(token, &token.source)?;
+    delivered(
+        "L17",
+        deliver(token_adapter.as_ref(), &sample_request(token, "f-token-1")?).await?,
+    )?;
+    fleet
+        .http
+        .post(format!("{}/_admin/tokens/L17/expire", fleet.url))
+        .send()
+        .await?
+        .error_for_status()?;
+    delivered(
+        "L17",
+        deliver(token_adapter.as_ref(), &sample_request(token, "f-token-2")?).await?,
+    )?;
 
     fleet.fault("L01", json!({"down_for_ms": 60_000})).await?;
     let outcome = deliver(rest_adapter.as_ref(), &sample_request(rest, "f-down")?).await?;
@@ -330,16 +353,18 @@ async fn file_systems_exchange_through_local_folders() -> Result<()> {
             !inbox.iter().any(|f| f.starts_with(&stem)),
             "{id}: the receipt of {stem} is still in the inbox: {inbox:?}"
         );
+        // A receipt in GB18030 whatever receipt_charset says (gbk, utf-8): still read right.
+        fleet.fault(id, json!({"gb18030_bodies": true})).await?;
+        file_round_trip(&fleet, spec, adapter.as_ref(), &format!("file-gb-{id}")).await?;
+        fleet.clear_fault(id).await?;
     }
     let counters = mock_counters(&fleet.http, &fleet.url).await?;
-    ensure!(
-        counters.get("L05").map(|c| c.0) == Some(1),
-        "L05: {counters:?}"
-    );
-    ensure!(
-        counters.get("L37").map(|c| c.0) == Some(1),
-        "L37: {counters:?}"
-    );
+    for id in ["L05", "L37"] {
+        ensure!(
+            counters.get(id).map(|c| c.0) == Some(2),
+            "{id}: {counters:?}"
+        );
+    }
     Ok(())
 }
 
