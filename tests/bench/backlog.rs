@@ -19,14 +19,23 @@ use crate::Options;
 use crate::fleet::{Backend, Fleet, StoreSpot, load_average, rss_mib};
 
 /// Columns given a per-clone suffix so every clone is a distinct case with distinct deliveries.
-const SUFFIXED: [&str; 5] = ["id", "case_id", "delivery_id", "idempotency_key", "case_number"];
+const SUFFIXED: [&str; 5] = [
+    "id",
+    "case_id",
+    "delivery_id",
+    "idempotency_key",
+    "case_number",
+];
 
 /// Tables holding a case's rows, with the condition selecting the template case's rows.
 const TABLES: [(&str, &str); 5] = [
     ("cases", "id = $2"),
     ("materials", "case_id = $2"),
     ("deliveries", "case_id = $2"),
-    ("payloads", "delivery_id IN (SELECT id FROM deliveries WHERE case_id = $2)"),
+    (
+        "payloads",
+        "delivery_id IN (SELECT id FROM deliveries WHERE case_id = $2)",
+    ),
     ("target_status", "case_id = $2"),
 ];
 
@@ -86,7 +95,10 @@ macro_rules! clone_with {
                 .await
                 .with_context(|| format!("cloning {table}"))?
                 .rows_affected();
-            println!("bulk: {table} +{rows} rows in {:.1}s", started.elapsed().as_secs_f64());
+            println!(
+                "bulk: {table} +{rows} rows in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
         tx.commit().await?;
         sqlx::query($after).execute(&mut conn).await?;
@@ -94,7 +106,12 @@ macro_rules! clone_with {
     }};
 }
 
-async fn clone_case(store: &StoreSpot, backend: Backend, template: &str, copies: u64) -> Result<()> {
+async fn clone_case(
+    store: &StoreSpot,
+    backend: Backend,
+    template: &str,
+    copies: u64,
+) -> Result<()> {
     let copies = i64::try_from(copies)?;
     match backend {
         Backend::Sqlite => clone_with!(
@@ -106,7 +123,14 @@ async fn clone_case(store: &StoreSpot, backend: Backend, template: &str, copies:
             "PRAGMA wal_checkpoint(TRUNCATE)"
         ),
         Backend::Postgres => {
-            clone_with!(sqlx::PgConnection, store, backend, template, copies, "ANALYZE")
+            clone_with!(
+                sqlx::PgConnection,
+                store,
+                backend,
+                template,
+                copies,
+                "ANALYZE"
+            )
         }
     }
     Ok(())
@@ -116,7 +140,13 @@ async fn clone_case(store: &StoreSpot, backend: Backend, template: &str, copies:
 fn start_logged(fleet: &Fleet, store: &StoreSpot, extra: &[&str]) -> Result<(Process, Duration)> {
     let listen = format!("127.0.0.1:{}", fleet.port);
     let mappings = fleet.mappings.to_string_lossy().into_owned();
-    let mut args = vec!["serve", "--listen", listen.as_str(), "--mappings", mappings.as_str()];
+    let mut args = vec![
+        "serve",
+        "--listen",
+        listen.as_str(),
+        "--mappings",
+        mappings.as_str(),
+    ];
     args.extend(store.args.iter().map(String::as_str));
     args.extend_from_slice(extra);
     let keys = format!("e2e:{API_KEY}");

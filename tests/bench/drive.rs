@@ -172,8 +172,13 @@ pub async fn open_loop(
                 room.clone().acquire_owned().await?
             }
         };
-        let (client, url, body, tally, merged) =
-            (client.clone(), url.clone(), body.clone(), tally.clone(), merged.clone());
+        let (client, url, body, tally, merged) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            tally.clone(),
+            merged.clone(),
+        );
         let measured = due.duration_since(start) >= warmup;
         tasks.spawn(async move {
             submit(&client, &url, body.render(0, i), &tally).await;

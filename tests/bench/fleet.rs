@@ -121,7 +121,8 @@ pub fn lifted_catalogue(dest: &Path, systems: &[&str], max_in_flight: usize) -> 
                     section = trimmed.to_owned();
                 }
                 if section == "[adapter.limits]"
-                    && (trimmed.starts_with("max_in_flight") || trimmed.starts_with("rate_per_second"))
+                    && (trimmed.starts_with("max_in_flight")
+                        || trimmed.starts_with("rate_per_second"))
                 {
                     continue;
                 }
@@ -134,7 +135,9 @@ pub fn lifted_catalogue(dest: &Path, systems: &[&str], max_in_flight: usize) -> 
             }
             if !wrote {
                 // No limits table: a new one at the end is valid TOML and only adds the cap.
-                out.push_str(&format!("\n[adapter.limits]\nmax_in_flight = {max_in_flight}\n"));
+                out.push_str(&format!(
+                    "\n[adapter.limits]\nmax_in_flight = {max_in_flight}\n"
+                ));
             }
             std::fs::write(&file, out)?;
         }
@@ -279,7 +282,13 @@ pub fn rss_mib(pid: u32) -> Result<(f64, f64)> {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
             .map(|kib| kib / 1024.0)
     };
     match (field("VmRSS:"), field("VmHWM:")) {
@@ -296,7 +305,12 @@ pub fn cpu_secs(pid: u32) -> f64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // rest starts at field 3 (state); utime = field 14 → index 11.
     (ticks(11) + ticks(12)) / 100.0
 }

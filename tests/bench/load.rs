@@ -264,7 +264,10 @@ async fn sustained(options: &Options, scratch: &std::path::Path, store: &StoreSp
             "RESULT first submit → backlog drained: {:.1}s ({expected} deliveries, {dead} dead)",
             at.as_secs_f64()
         ),
-        None => println!("RESULT backlog not drained within {:?}", options.drain_timeout),
+        None => println!(
+            "RESULT backlog not drained within {:?}",
+            options.drain_timeout
+        ),
     }
     if let Some(pid) = fleet.hub_pid() {
         let (rss, peak) = fleet::rss_mib(pid)?;
