@@ -70,9 +70,13 @@ async fn every_rest_and_soap_system_delivers_dedupes_and_reports_status() -> Res
             .as_status()
             .ok_or_else(|| anyhow!("{id}: no status capability"))?;
         let reports = status
-            .query_status(std::slice::from_ref(&number))
+            .query_status(&[number.clone(), format!("{id}-19990101-999999")])
             .await
             .map_err(|e| anyhow!("{id}: query_status: {e}"))?;
+        ensure!(
+            reports.len() == 1,
+            "{id}: a receipt the system does not know must be absent: {reports:?}"
+        );
         let report = reports
             .iter()
             .find(|r| r.receipt_number == number)
@@ -376,34 +380,46 @@ async fn file_system_exchanges_over_a_real_sftp_server() -> Result<()> {
     std::fs::create_dir_all(&files)?;
     let sshd = yimen_e2e::sshd::Sshd::start(&files).await?;
     let fleet = Fleet::start_in(files.clone(), "http://127.0.0.1:9").await?;
-    let spec = system(&catalog, "L05")?;
-    // The SFTP session starts in the fleet's files folder: L05's folders sit below `L05/`.
-    let mut text = spec
-        .source
-        .replacen("transport = \"local\"\n", &sshd.settings_lines(), 1);
-    for folder in ["outbox", "inbox", "archive", "quarantine"] {
-        text = text.replacen(
-            &format!("{folder} = \"{folder}\""),
-            &format!("{folder} = \"L05/{folder}\""),
-            1,
+    // L05: plain files, GBK receipts; L14: SM4-encrypted ZIP packages, GB18030 receipts.
+    for id in ["L05", "L14"] {
+        let spec = system(&catalog, id)?;
+        // The SFTP session starts in the fleet's files folder: the folders sit below `<id>/`.
+        let mut text = spec
+            .source
+            .replacen("transport = \"local\"\n", &sshd.settings_lines(), 1);
+        for folder in ["outbox", "inbox", "archive", "quarantine"] {
+            text = text.replacen(
+                &format!("{folder} = \"{folder}\""),
+                &format!("{folder} = \"{id}/{folder}\""),
+                1,
+            );
+        }
+        ensure!(
+            text.contains("transport = \"sftp\"") && text.contains(&format!("\"{id}/outbox\"")),
+            "{id}'s mapping does not have the expected local folder lines"
+        );
+        let adapter = fleet.adapter(spec, &text)?;
+        let key = format!("sftp-{id}");
+        let (stem, _) = file_round_trip(&fleet, spec, adapter.as_ref(), &key).await?;
+        let archived = files_below(&files.join(id).join("archive"));
+        ensure!(
+            archived.iter().any(|f| f.starts_with(&stem)),
+            "{id}: the receipt of {stem} was not archived over SFTP: {archived:?}"
+        );
+        // After an ambiguous attempt the adapter looks for the manifest by key in the outbox.
+        let found = adapter.as_deliver().unwrap().find_by_key(&key).await?;
+        ensure!(
+            found.as_ref().and_then(|r| r.receipt_number.as_deref()) == Some(stem.as_str()),
+            "{id}: find_by_key over SFTP gave {found:?}, delivered {stem}"
         );
     }
-    ensure!(
-        text.contains("transport = \"sftp\""),
-        "L05's mapping has no local transport line"
-    );
-    let adapter = fleet.adapter(spec, &text)?;
-    let (stem, _) = file_round_trip(&fleet, spec, adapter.as_ref(), "sftp-L05").await?;
-    let archived = files_below(&files.join("L05").join("archive"));
-    ensure!(
-        archived.iter().any(|f| f.starts_with(&stem)),
-        "the receipt of {stem} was not archived over SFTP: {archived:?}"
-    );
     let counters = mock_counters(&fleet.http, &fleet.url).await?;
-    ensure!(
-        counters.get("L05").map(|c| c.0) == Some(1),
-        "L05: {counters:?}"
-    );
+    for id in ["L05", "L14"] {
+        ensure!(
+            counters.get(id).map(|c| c.0) == Some(1),
+            "{id}: {counters:?}"
+        );
+    }
     drop(sshd);
     Ok(())
 }
