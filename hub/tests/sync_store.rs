@@ -18,7 +18,57 @@ store_suite!(
     status_writes_are_compare_and_set_and_all_or_nothing,
     open_receipts_page_through_delivered_targets_that_are_not_final,
     notifications_go_out_in_order_per_case_with_retries_and_leases,
+    one_node_at_a_time_holds_a_systems_poll_lease,
 );
+
+async fn one_node_at_a_time_holds_a_systems_poll_lease(db: &TestDb) {
+    let store = db.store.as_ref();
+    assert!(
+        store
+            .take_poll_lease("L01", "a", at(0), at(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_poll_lease("L01", "b", at(10), at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_poll_lease("L02", "b", at(10), at(40))
+            .await
+            .unwrap(),
+        "per system"
+    );
+    assert!(
+        store
+            .take_poll_lease("L01", "a", at(20), at(50))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store
+            .take_poll_lease("L01", "b", at(49), at(80))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_poll_lease("L01", "b", at(50), at(80))
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        !store
+            .take_poll_lease("L01", "a", at(60), at(90))
+            .await
+            .unwrap()
+    );
+}
 
 async fn created(store: &dyn Store, number: &str, systems: &[&str]) -> String {
     match store.insert_case(case(number, systems)).await.unwrap() {

@@ -10,6 +10,7 @@
 //!   notification of one status change are written in ONE transaction: all or nothing.
 //! - Notifications of one case are handed out oldest first, one at a time: a later one is not
 //!   claimable while an earlier one of the same case is undelivered.
+//! - At most one node holds the poll lease of a line system at any time.
 
 use std::time::Duration;
 
@@ -183,6 +184,16 @@ pub trait SyncStore: Send + Sync {
         error: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Takes (or renews) the lease to poll `system_id` until `until`: `true` when `node_id`
+    /// holds it now, `false` while another node's lease is unexpired at `now`.
+    async fn take_poll_lease(
+        &self,
+        system_id: &str,
+        node_id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Undelivered notifications (for metrics and tests).
     async fn count_pending_notifications(&self) -> Result<u64, StoreError>;

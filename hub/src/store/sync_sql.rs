@@ -388,6 +388,30 @@ macro_rules! sync_ops {
                 Ok(())
             }
 
+            async fn take_poll_lease(
+                &self,
+                system_id: &str,
+                node_id: &str,
+                now: jiff::Timestamp,
+                until: jiff::Timestamp,
+            ) -> Result<bool, StoreError> {
+                use $crate::store::shared::micros;
+                let mut tx = self.begin_write().await?;
+                let taken = sqlx::query(
+                    "INSERT INTO poll_leases (system_id, node_id, until) VALUES ($1, $2, $4)
+                     ON CONFLICT (system_id) DO UPDATE SET node_id = $2, until = $4
+                     WHERE poll_leases.node_id = $2 OR poll_leases.until <= $3",
+                )
+                .bind(system_id)
+                .bind(node_id)
+                .bind(micros(now))
+                .bind(micros(until))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(taken.rows_affected() == 1)
+            }
+
             async fn count_pending_notifications(&self) -> Result<u64, StoreError> {
                 let count: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL",

@@ -133,6 +133,8 @@ pub struct SyncConfig {
     pub timelimit: TimeLimitConfig,
     /// Platform webhook, when configured.
     pub webhook: Option<WebhookConfig>,
+    /// This node's name in poll leases (one node polls a system at a time).
+    pub node_id: String,
 }
 
 impl Default for SyncConfig {
@@ -147,6 +149,7 @@ impl Default for SyncConfig {
             calendar_check: Duration::from_secs(60),
             timelimit: TimeLimitConfig::default(),
             webhook: None,
+            node_id: crate::config::default_node_id(),
         }
     }
 }

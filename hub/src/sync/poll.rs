@@ -6,6 +6,9 @@
 //! same schedule (source `receipt`). Jump systems are not asked: their clerk callbacks are stored
 //! with the delivery's receipt, and the pass applies any raw status not applied yet (source
 //! `jump`). A reported raw code equal to the last applied one is skipped before any write.
+//! With several nodes, a pass runs only under the system's poll lease (held for three
+//! intervals and renewed by each pass), so one node polls each system at a time and another
+//! takes over when it stops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,6 +114,27 @@ pub async fn run(ctx: Arc<SyncContext>, system_id: String, stop: CancellationTok
     let schedule = Schedule::new(config.poll_interval, config.jitter, config.backoff_cap);
     let system = system_id.as_str();
     drive(schedule, &stop, || async {
+        let now = jiff::Timestamp::now();
+        let hold = config
+            .poll_interval
+            .saturating_mul(3)
+            .max(Duration::from_secs(5));
+        let until = now.checked_add(hold).unwrap_or(now);
+        match ctx
+            .store
+            .take_poll_lease(system, &config.node_id, now, until)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::trace!(system, "another node polls this system");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(system, %error, "poll lease not taken");
+                return Ok(());
+            }
+        }
         match pass(&ctx, system).await {
             Ok(stats) => {
                 tracing::debug!(
