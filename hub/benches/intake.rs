@@ -3,6 +3,8 @@
 //! one transaction (one fsync) among concurrent cases. Each iteration submits 256 fresh cases
 //! with 1 or 64 requests in flight.
 
+#![allow(clippy::expect_used)] // a bench that cannot set up should stop with the reason
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

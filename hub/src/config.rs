@@ -89,7 +89,8 @@ impl ApiKeys {
             let (secret, scopes) = secret.split_once(':').unwrap_or((secret, ""));
             keys.insert(name, secret);
             let scopes = scopes.split('+').filter(|s| !s.is_empty());
-            keys.scopes.extend(scopes.map(|s| (name.to_owned(), s.to_owned())));
+            keys.scopes
+                .extend(scopes.map(|s| (name.to_owned(), s.to_owned())));
         }
         Ok(keys)
     }

@@ -92,7 +92,12 @@ impl Server {
             materials: MaterialStore::new(config.data_dir.join("materials")),
             backlog,
             node_id: config.node_id.clone(),
-            sync: crate::sync::SyncContext::new(store.clone(), catalog.clone(), lines.clone(), config.sync.clone()),
+            sync: crate::sync::SyncContext::new(
+                store.clone(),
+                catalog.clone(),
+                lines.clone(),
+                config.sync.clone(),
+            ),
             catalog,
         });
         let dispatcher = config.dispatch.enabled.then(|| {
