@@ -164,7 +164,10 @@ async fn operator_console_shows_every_line_system_in_chinese_and_english() -> an
     client
         .post(format!("{hub_url}/v1/cases"))
         .bearer_auth(API_KEY)
-        .json(&sample_case("natural-person-pension-enrolment.json", "CONSOLE-0001")?)
+        .json(&sample_case(
+            "natural-person-pension-enrolment.json",
+            "CONSOLE-0001",
+        )?)
         .send()
         .await?
         .error_for_status()?;
@@ -178,7 +181,10 @@ async fn operator_console_shows_every_line_system_in_chinese_and_english() -> an
         .to_owned();
     assert!(csp.contains("default-src 'self'"), "CSP: {csp}");
     let html = console.text().await?;
-    assert!(!html.contains("http://") && !html.contains("https://"), "nothing from elsewhere");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
 
     let browser = Browser::start().await?;
     browser.goto(&format!("{hub_url}/console")).await?;
@@ -197,10 +203,15 @@ async fn operator_console_shows_every_line_system_in_chinese_and_english() -> an
     .await?;
     assert_eq!(rows, 68);
     let text = browser.body_text().await?;
-    assert!(text.contains("线路系统同步状态"), "Chinese by default: {text}");
+    assert!(
+        text.contains("线路系统同步状态"),
+        "Chinese by default: {text}"
+    );
     assert!(text.contains("T05"), "T05 listed");
     if let Ok(dir) = std::env::var("YIMEN_SCREENSHOTS") {
-        browser.screenshot(&std::path::Path::new(&dir).join("console-zh.png")).await?;
+        browser
+            .screenshot(&std::path::Path::new(&dir).join("console-zh.png"))
+            .await?;
     }
 
     browser.goto(&format!("{hub_url}/console?lang=en")).await?;
@@ -211,10 +222,18 @@ async fn operator_console_shows_every_line_system_in_chinese_and_english() -> an
     .await?;
     assert!(english.contains("Dead letters"), "{english}");
 
-    let metrics = client.get(format!("{hub_url}/metrics")).send().await?.text().await?;
+    let metrics = client
+        .get(format!("{hub_url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(metrics.contains("yimen_deliveries_delivered{system=\"T05\",kind=\"soap\"}"));
     assert_eq!(
-        metrics.lines().filter(|l| l.starts_with("yimen_breaker_open{")).count(),
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("yimen_breaker_open{"))
+            .count(),
         68,
         "one breaker line per system"
     );
