@@ -9,7 +9,8 @@
 //! ```
 //! Options: `--case single|five|FILE=SYS+SYS`, `--store sqlite|postgres`, `--connections N`,
 //! `--warmup S`, `--duration S`, `--drain-timeout S`, `--rate R`, `--lift N` (copy the catalogue
-//! and set the targets' `max_in_flight` to N with no rate limit), `--max-backlog N`.
+//! and set the targets' `max_in_flight` to N with no rate limit), `--mappings DIR` (the hub's
+//! catalogue; the mocks always serve the repository's), `--max-backlog N`.
 //!
 //! Every run is bounded (warm-up + window + drain timeout) and talks to 127.0.0.1 only.
 
@@ -39,6 +40,7 @@ pub struct Options {
     drain_timeout: Duration,
     rate: f64,
     lift: Option<usize>,
+    mappings: Option<std::path::PathBuf>,
     max_backlog: u64,
     deliveries: u64,
 }
@@ -56,6 +58,7 @@ impl Options {
             drain_timeout: Duration::from_secs(180),
             rate: 1000.0,
             lift: None,
+            mappings: None,
             max_backlog: 200_000,
             deliveries: 1_000_000,
         };
@@ -89,6 +92,7 @@ impl Options {
                 "--drain-timeout" => o.drain_timeout = secs(value()?)?,
                 "--rate" => o.rate = value()?.parse()?,
                 "--lift" => o.lift = Some(value()?.parse()?),
+                "--mappings" => o.mappings = Some(value()?.into()),
                 "--max-backlog" => o.max_backlog = value()?.parse()?,
                 "--deliveries" => o.deliveries = value()?.parse()?,
                 s if !s.starts_with('-') && o.scenario.is_empty() => o.scenario = s.to_owned(),
@@ -105,11 +109,15 @@ impl Options {
         self.systems.iter().map(String::as_str).collect()
     }
 
-    /// The catalogue folder: the repository's, or a lifted copy inside `scratch`.
+    /// The hub's catalogue folder: `--mappings`, else the repository's or (`--lift`) a lifted
+    /// copy of it inside `scratch`.
     fn mappings(&self, scratch: &std::path::Path) -> Result<std::path::PathBuf> {
-        match self.lift {
-            None => Ok(yimen_e2e::mappings_dir()),
-            Some(n) => fleet::lifted_catalogue(&scratch.join("mappings"), &self.systems(), n),
+        match (&self.mappings, self.lift) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, None) => Ok(yimen_e2e::mappings_dir()),
+            (None, Some(n)) => {
+                fleet::lifted_catalogue(&scratch.join("mappings"), &self.systems(), n)
+            }
         }
     }
 }
