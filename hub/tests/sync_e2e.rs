@@ -193,6 +193,23 @@ async fn approvals_aggregate_and_the_feed_resumes_from_any_cursor() {
     assert_eq!(view["computed_status"], "approved");
     assert_eq!(view["targets"].as_array().unwrap().len(), 4);
 
+    // The case itself carries the same unified status, due date, history and per-system status.
+    let (_, case) = world.get(&format!("/v1/cases/{id}")).await;
+    for key in ["computed_status", "due_date", "flag", "history"] {
+        assert_eq!(case[key], view[key], "GET /v1/cases/{{id}} carries {key}");
+    }
+    assert!(!case["history"].as_array().unwrap().is_empty());
+    for target in case["targets"].as_array().unwrap() {
+        let synced = view["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["system"] == target["system"])
+            .unwrap();
+        assert_eq!(target["status"], synced["status"]);
+        assert_eq!(target["status"]["state"], "approved");
+    }
+
     // Read the whole feed in small pages, then resume from the middle: same suffix.
     let mut all = Vec::new();
     let mut cursor = 0;

@@ -38,7 +38,28 @@ pub async fn get_case(
         .get_case(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-    Ok(Json(case_json(&record)))
+    let mut view = case_json(&record);
+    let status = crate::sync::routes::status_json(&state, &record).await?;
+    for key in [
+        "computed_status",
+        "due_date",
+        "working_days_left",
+        "flag",
+        "history",
+    ] {
+        view[key] = status[key].clone();
+    }
+    // Each target gets its synchronised line-system status (raw code, refusal, due date).
+    if let (Some(targets), Some(synced)) =
+        (view["targets"].as_array_mut(), status["targets"].as_array())
+    {
+        for target in targets {
+            if let Some(s) = synced.iter().find(|s| s["system"] == target["system"]) {
+                target["status"] = s["status"].clone();
+            }
+        }
+    }
+    Ok(Json(view))
 }
 
 /// The case as the API shows it.

@@ -28,7 +28,7 @@ use super::transition::aggregate;
 use super::{SyncError, search, supplement};
 use crate::api::{ApiError, AppState, Caller};
 use crate::notify::feed;
-use crate::store::{HistoryEntry, TargetRow};
+use crate::store::{CaseRecord, HistoryEntry, TargetRow};
 use crate::timelimit::{Flag, china_date, flag};
 
 /// The routes, over the API's state.
@@ -56,8 +56,15 @@ pub async fn case_status(
         .get_case(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-    let rows = state.store.list_targets(&id).await?;
-    let history = state.store.list_history(&id).await?;
+    status_json(&state, &case).await.map(Json)
+}
+
+/// The status view of a stored case: unified status, per-system status with due dates, the
+/// case's due date and its history. `GET /v1/cases/{id}` embeds it too.
+pub async fn status_json(state: &AppState, case: &CaseRecord) -> Result<Value, ApiError> {
+    let id = &case.summary.case_id;
+    let rows = state.store.list_targets(id).await?;
+    let history = state.store.list_history(id).await?;
     let today = china_date(Timestamp::now());
     let calendar = state.sync.calendar.get();
     let at_risk = state.sync.config.timelimit.at_risk_days;
@@ -90,7 +97,7 @@ pub async fn case_status(
         })
         .collect();
     let case_flag = due.map(|date| flag(&calendar, date, today, at_risk));
-    Ok(Json(json!({
+    Ok(json!({
         "case_id": case.summary.case_id,
         "case_number": case.summary.case_number,
         "status": case.summary.status,
@@ -100,7 +107,7 @@ pub async fn case_status(
         "flag": case_flag.map(|(_, f)| f.as_str()),
         "targets": targets,
         "history": history.iter().map(history_json).collect::<Vec<_>>(),
-    })))
+    }))
 }
 
 fn target_view(
