@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use yimen_e2e::{
-    API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks,
+    API_KEY, assert_received_exactly, free_port, sample_case, start_hub, start_mocks,
+    wait_all_delivered,
 };
 
 /// A matter routed to API-docking systems (rest and soap), so deliveries need no clerk.
@@ -126,48 +127,15 @@ async fn kill_9_under_load_loses_nothing_and_sends_nothing_twice() -> anyhow::Re
         accepted.len()
     );
 
-    // Every accepted case ends with every target delivered.
+    // Every accepted case ends with every target delivered, each seen once as new.
     let started = Instant::now();
-    let mut targets_per_system: BTreeMap<String, u64> = BTreeMap::new();
-    for (number, id) in &accepted {
-        let case: serde_json::Value = eventually(
-            &format!("case {number} delivered"),
-            Duration::from_secs(60),
-            || async {
-                let case: serde_json::Value = client
-                    .get(format!("{hub_url}/v1/cases/{id}"))
-                    .bearer_auth(API_KEY)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let targets = case["targets"].as_array().cloned().unwrap_or_default();
-                let done = !targets.is_empty() && targets.iter().all(|t| t["state"] == "delivered");
-                Ok(done.then_some(case))
-            },
-        )
-        .await?;
-        for t in case["targets"].as_array().into_iter().flatten() {
-            let system = t["system"].as_str().unwrap_or_default().to_owned();
-            *targets_per_system.entry(system).or_default() += 1;
-        }
-    }
+    let per_system =
+        wait_all_delivered(&client, &hub_url, &accepted, Duration::from_secs(60)).await?;
     eprintln!(
         "{} cases accepted, all delivered {:?} after the load stopped",
         accepted.len(),
         started.elapsed()
     );
-
-    // The line systems saw each delivery exactly once as new.
-    let counters = mock_counters(&client, &mocks.url).await?;
-    for (system, expected) in &targets_per_system {
-        let (received, duplicates) = counters.get(system).copied().unwrap_or_default();
-        eprintln!("{system}: expected {expected}, received {received}, duplicates {duplicates}");
-        assert_eq!(
-            received, *expected,
-            "{system}: every accepted case received exactly once"
-        );
-    }
+    assert_received_exactly(&client, &mocks.url, &per_system).await?;
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use yimen_e2e::{
-    API_KEY, eventually, free_port, mock_counters, sample_case, start_hub, start_mocks,
+    API_KEY, assert_received_exactly, free_port, sample_case, start_hub, start_mocks,
+    wait_all_delivered,
 };
 
 /// Leases short enough that a killed node's deliveries are reclaimed within the test.
@@ -138,40 +139,8 @@ async fn three_nodes_one_killed_nothing_lost_nothing_twice() -> anyhow::Result<(
         }
     }
 
-    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    for (number, id) in &accepted {
-        let case: serde_json::Value = eventually(
-            &format!("case {number} delivered"),
-            Duration::from_secs(90),
-            || async {
-                let case: serde_json::Value = client
-                    .get(format!("{}/v1/cases/{id}", urls[0]))
-                    .bearer_auth(API_KEY)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let targets = case["targets"].as_array().cloned().unwrap_or_default();
-                let done = !targets.is_empty() && targets.iter().all(|t| t["state"] == "delivered");
-                Ok(done.then_some(case))
-            },
-        )
-        .await?;
-        for t in case["targets"].as_array().into_iter().flatten() {
-            *expected
-                .entry(t["system"].as_str().unwrap_or_default().to_owned())
-                .or_default() += 1;
-        }
-    }
-    let counters = mock_counters(&client, &mocks.url).await?;
-    for (system, count) in &expected {
-        let (received, duplicates) = counters.get(system).copied().unwrap_or_default();
-        eprintln!("{system}: expected {count}, received {received}, duplicates {duplicates}");
-        assert_eq!(
-            received, *count,
-            "{system}: each accepted case received exactly once"
-        );
-    }
+    let per_system =
+        wait_all_delivered(&client, &urls[0], &accepted, Duration::from_secs(90)).await?;
+    assert_received_exactly(&client, &mocks.url, &per_system).await?;
     Ok(())
 }

@@ -338,3 +338,56 @@ pub async fn mock_counters(
         })
         .collect())
 }
+
+/// Waits until every case (number → hub case id) has all its targets delivered, and counts the
+/// targets per line system.
+pub async fn wait_all_delivered(
+    client: &reqwest::Client,
+    hub_url: &str,
+    cases: &std::collections::BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut per_system = std::collections::BTreeMap::new();
+    for (number, id) in cases {
+        let case: serde_json::Value =
+            eventually(&format!("case {number} delivered"), timeout, || async {
+                let case: serde_json::Value = client
+                    .get(format!("{hub_url}/v1/cases/{id}"))
+                    .bearer_auth(API_KEY)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let targets = case["targets"].as_array().cloned().unwrap_or_default();
+                let done = !targets.is_empty() && targets.iter().all(|t| t["state"] == "delivered");
+                Ok(done.then_some(case))
+            })
+            .await?;
+        for t in case["targets"].as_array().into_iter().flatten() {
+            let system = t["system"].as_str().unwrap_or_default().to_owned();
+            *per_system.entry(system).or_default() += 1;
+        }
+    }
+    Ok(per_system)
+}
+
+/// Asserts that each line system received exactly `expected` new deliveries (duplicates, which
+/// idempotency keys absorb, are printed but allowed).
+pub async fn assert_received_exactly(
+    client: &reqwest::Client,
+    mocks_url: &str,
+    expected: &std::collections::BTreeMap<String, u64>,
+) -> Result<()> {
+    let counters = mock_counters(client, mocks_url).await?;
+    for (system, count) in expected {
+        let (received, duplicates) = counters.get(system).copied().unwrap_or_default();
+        eprintln!("{system}: expected {count}, received {received}, duplicates {duplicates}");
+        if received != *count {
+            bail!(
+                "{system}: expected every accepted case exactly once, received {received} of {count}"
+            );
+        }
+    }
+    Ok(())
+}
