@@ -76,6 +76,25 @@ pub async fn submit(
                 client = %client,
                 "case accepted"
             );
+            if wait.is_none() {
+                // The insert outcome is the answer: no need to read back what was just stored.
+                let targets: Vec<Value> = deliveries
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "system": d.system_id,
+                            "delivery_id": d.delivery_id,
+                            "state": DeliveryState::Queued.as_str(),
+                        })
+                    })
+                    .collect();
+                let body = json!({
+                    "case_id": case_id,
+                    "case_number": case.case_number,
+                    "targets": targets,
+                });
+                return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+            }
             (StatusCode::ACCEPTED, case_id)
         }
         InsertOutcome::Existing { case_id } => (StatusCode::OK, case_id),
