@@ -108,7 +108,13 @@ async fn clerk_jumps_into_the_line_system_with_the_form_filled() -> anyhow::Resu
         browser.body_text().await?
     );
     browser.click("button[type=submit]").await?;
-    let confirmation = browser.body_text().await?;
+    // The click navigates; read the page once the confirmation has replaced the form (an element
+    // of the old page may go stale in between, which `eventually` retries).
+    let confirmation = eventually("the confirmation page", Duration::from_secs(15), || async {
+        let text = browser.body_text().await?;
+        Ok(text.contains("T16-").then_some(text))
+    })
+    .await?;
     assert!(
         confirmation.contains("T16-"),
         "the line system shows its own case number: {confirmation}"
