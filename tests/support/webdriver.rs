@@ -2,6 +2,7 @@
 //! inputs and text, click. The WebDriver protocol is plain JSON over HTTP, so reqwest carries it;
 //! the Rust WebDriver crates pull in a second TLS stack with a C toolchain dependency.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,9 @@ impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium session.
     pub async fn start() -> Result<Browser> {
         let port = crate::free_port()?;
+        // Its own process group, so that dropping the browser ends Chromium with it.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -201,6 +204,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver and the Chromium processes it started share one process group.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", group.as_str()])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
