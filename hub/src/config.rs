@@ -232,6 +232,9 @@ pub struct DispatchConfig {
     pub lease: Duration,
     /// Deliveries claimed per round at most.
     pub claim_batch: usize,
+    /// Deliveries per system a node claims beyond `max_in_flight`, queued for the next free
+    /// slot, so that claims are few and large (each is one write transaction).
+    pub claim_ahead: usize,
     /// Wait ceiling for the first retry.
     pub backoff_base: Duration,
     /// Longest wait between attempts.
@@ -247,6 +250,7 @@ impl Default for DispatchConfig {
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(20),
             claim_batch: 256,
+            claim_ahead: 64,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
             breaker: BreakerConfig::default(),

@@ -40,6 +40,8 @@ pub struct Line {
     /// The send path, for kinds that deliver documents.
     pub sender: Option<LineSender>,
     in_flight: AtomicUsize,
+    claimed: AtomicUsize,
+    ahead: usize,
 }
 
 impl Line {
@@ -48,12 +50,32 @@ impl Line {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Free slots under `max_in_flight`.
-    pub fn free_slots(&self) -> usize {
-        self.limits
-            .max_in_flight
-            .max(1)
-            .saturating_sub(self.in_flight())
+    /// Deliveries of this system claimed by this node and not finished yet (sending or waiting
+    /// for a slot in the send path).
+    pub fn claimed(&self) -> usize {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// How many deliveries this node may hold claimed at once: `max_in_flight` sending plus a
+    /// queue of `claim_ahead` waiting for a slot (fewer for rate-limited systems, so that nothing
+    /// claimed waits longer than a quarter of its lease).
+    pub fn claim_window(&self) -> usize {
+        self.limits.max_in_flight.max(1) + self.ahead
+    }
+
+    /// How many more to claim now: nothing while more than half the window is still held,
+    /// else up to the whole window, so that claims come in batches instead of one per finished
+    /// attempt.
+    pub fn claim_room(&self) -> usize {
+        let window = self.claim_window();
+        let held = self.claimed();
+        if held > window / 2 { 0 } else { window - held }
+    }
+
+    /// Marks one delivery claimed; the guard marks it finished when dropped.
+    pub fn hold_claim(self: &Arc<Self>) -> Held {
+        self.claimed.fetch_add(1, Ordering::AcqRel);
+        Held(self.clone())
     }
 
     /// Marks one attempt started; the guard marks it finished when dropped.
@@ -81,6 +103,28 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// One delivery claimed by this node; dropping it gives its place in the claim window back.
+#[derive(Debug)]
+pub struct Held(Arc<Line>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.claimed.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The claim-ahead queue for a system: `claim_ahead`, and for rate-limited systems no more than
+/// the rate allows in a quarter of the lease.
+fn ahead_for(limits: &Limits, dispatch: &DispatchConfig) -> usize {
+    let ahead = dispatch.claim_ahead;
+    if limits.rate_per_second == 0 {
+        return ahead;
+    }
+    let per_quarter_lease =
+        (f64::from(limits.rate_per_second) * dispatch.lease.as_secs_f64() / 4.0) as usize;
+    ahead.min(per_quarter_lease)
 }
 
 /// Every line system of the catalogue, by id.
@@ -137,10 +181,12 @@ impl Lines {
                     dispatch.backoff_cap,
                 ),
                 breaker: CircuitBreaker::new(dispatch.breaker),
+                ahead: ahead_for(&limits, dispatch),
                 limits,
                 adapter,
                 sender,
                 in_flight: AtomicUsize::new(0),
+                claimed: AtomicUsize::new(0),
                 id: id.clone(),
             };
             lines.insert(id, Arc::new(line));
@@ -167,8 +213,10 @@ impl Lines {
                     breaker: CircuitBreaker::new(dispatch.breaker),
                     sender: LineSender::new(adapter.clone(), &limits),
                     adapter: Ok(adapter),
+                    ahead: ahead_for(&limits, dispatch),
                     limits,
                     in_flight: AtomicUsize::new(0),
+                    claimed: AtomicUsize::new(0),
                     id: id.clone(),
                 };
                 (id, Arc::new(line))
@@ -195,5 +243,34 @@ impl Lines {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rate_limited_systems_claim_no_further_ahead_than_a_quarter_lease_allows() {
+        let dispatch = DispatchConfig {
+            lease: Duration::from_secs(20),
+            claim_ahead: 64,
+            ..DispatchConfig::default()
+        };
+        let unlimited = Limits::default();
+        assert_eq!(ahead_for(&unlimited, &dispatch), 64);
+        let slow = Limits {
+            rate_per_second: 5,
+            ..Limits::default()
+        };
+        // 5/s × 20 s / 4 = 25 queued at most: the last one waits about 5 s for its turn.
+        assert_eq!(ahead_for(&slow, &dispatch), 25);
+        let fast = Limits {
+            rate_per_second: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(ahead_for(&fast, &dispatch), 64);
     }
 }

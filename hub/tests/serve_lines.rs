@@ -50,11 +50,23 @@ async fn every_system_gets_an_adapter_or_a_reason() {
         "limits come from the mapping file"
     );
     assert_eq!(r02.policy.max_attempts, 3);
-    assert_eq!(r02.free_slots(), 4);
+    // The claim window: 4 sending plus the default 64 queued for a slot.
+    assert_eq!(
+        r02.claim_window(),
+        4 + DispatchConfig::default().claim_ahead
+    );
+    assert_eq!(r02.claim_room(), 68);
     let slot = r02.start_attempt();
-    assert_eq!(r02.free_slots(), 3);
+    assert_eq!(r02.in_flight(), 1);
     drop(slot);
-    assert_eq!(r02.free_slots(), 4);
+    assert_eq!(r02.in_flight(), 0);
+    // Nothing more is claimed while over half the window is held; then up to the whole window.
+    let mut held: Vec<_> = (0..35).map(|_| r02.hold_claim()).collect();
+    assert_eq!((r02.claimed(), r02.claim_room()), (35, 0));
+    held.pop();
+    assert_eq!((r02.claimed(), r02.claim_room()), (34, 34));
+    held.clear();
+    assert_eq!(r02.claim_room(), 68);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use yimen_hub::store::{CaseQuery, InsertOutcome, StoreError};
 store_suite!(
     insert_then_same_then_different,
     batch_keeps_each_case_atomic,
+    one_batch_answers_repeats_and_earlier_numbers,
     failing_insert_leaves_nothing,
     invalid_cases_are_refused_before_the_database,
     get_case_returns_targets_and_materials,
@@ -111,6 +112,88 @@ async fn batch_keeps_each_case_atomic(db: &TestDb) {
         .unwrap();
     assert!(found.is_empty(), "the failed case left {found:?}");
     assert_eq!(store.count_backlog().await.unwrap(), 6);
+}
+
+/// A batch with nothing broken: numbers stored earlier, numbers repeated inside the batch and
+/// another client's same number are answered case by case, with every target stored.
+async fn one_batch_answers_repeats_and_earlier_numbers(db: &TestDb) {
+    let store = &db.store;
+    let Ok(InsertOutcome::Created {
+        case_id: earlier, ..
+    }) = store.insert_case(case("R-0", &["L01"])).await
+    else {
+        panic!("expected created");
+    };
+    let mut other_client = case("R-1", &["L01"]);
+    other_client.client_id = "other-platform".to_owned();
+    let results = store
+        .insert_cases(vec![
+            case("R-1", &["L01", "L02", "L03"]),
+            case("R-0", &["L01"]),
+            case_with("R-0", "11010119900307999X", &["L01"]),
+            case("R-1", &["L01", "L02", "L03"]),
+            case_with("R-1", "11010119900307999X", &["L01"]),
+            other_client,
+            case("R-2", &["L02"]),
+        ])
+        .await
+        .unwrap();
+    let created = |i: usize| match &results[i] {
+        Ok(InsertOutcome::Created {
+            case_id,
+            deliveries,
+        }) => (case_id.clone(), deliveries.clone()),
+        other => panic!("result {i}: expected created, got {other:?}"),
+    };
+    let (r1, deliveries) = created(0);
+    let systems: Vec<&str> = deliveries.iter().map(|d| d.system_id.as_str()).collect();
+    assert_eq!(systems, ["L01", "L02", "L03"], "targets in the order given");
+    assert_eq!(
+        results[1].as_ref().unwrap(),
+        &InsertOutcome::Existing {
+            case_id: earlier.clone()
+        }
+    );
+    assert_eq!(
+        results[2].as_ref().unwrap(),
+        &InsertOutcome::Conflict { case_id: earlier }
+    );
+    assert_eq!(
+        results[3].as_ref().unwrap(),
+        &InsertOutcome::Existing {
+            case_id: r1.clone()
+        }
+    );
+    assert_eq!(
+        results[4].as_ref().unwrap(),
+        &InsertOutcome::Conflict {
+            case_id: r1.clone()
+        }
+    );
+    let (other, _) = created(5);
+    assert_ne!(other, r1);
+    created(6);
+    let record = store.get_case(&r1).await.unwrap().unwrap();
+    assert_eq!(record.deliveries.len(), 3);
+    for delivery in &record.deliveries {
+        assert!(
+            store
+                .get_payload(&delivery.delivery_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    // R-0, R-1 (3 targets), R-1 of the other client, R-2.
+    assert_eq!(store.count_backlog().await.unwrap(), 6);
+    let created_feed = store
+        .changes_since(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "case_created")
+        .count();
+    assert_eq!(created_feed, 4);
 }
 
 async fn failing_insert_leaves_nothing(db: &TestDb) {

@@ -130,6 +130,7 @@ pub async fn systems(
                 "dead": c.dead,
                 "awaiting_clerk": c.awaiting_clerk,
                 "in_flight_here": line.in_flight(),
+                "claimed_here": line.claimed(),
                 "breaker": line.breaker.state().as_str(),
             })
         })

@@ -111,6 +111,20 @@ pub async fn run_attempt(
     (recorded, Some(health))
 }
 
+/// The outcome for a claimed delivery that is not sent because its system's circuit breaker
+/// opened while it waited for a slot: a retry with the usual backoff.
+pub async fn not_sent(
+    line: &Line,
+    claimed: &ClaimedDelivery,
+    store: &Arc<dyn Store>,
+) -> AttemptOutcome {
+    let outcome = DeliveryOutcome::Retry {
+        after: None,
+        reason: "not sent: the line system's circuit breaker is open".to_owned(),
+    };
+    classify(line, claimed, store, outcome).await.0
+}
+
 async fn classify(
     line: &Line,
     claimed: &ClaimedDelivery,

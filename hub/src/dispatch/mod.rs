@@ -1,8 +1,12 @@
 //! The dispatcher: one loop per node that claims due deliveries from the store under a lease and
 //! hands each to its line system's adapter.
 //!
-//! - Claims are capped per system by the free slots under `max_in_flight` and by the circuit
-//!   breaker (open: none; half-open: one probe), so nothing claimed waits long for a slot.
+//! - Claims are capped per system by its claim window (`max_in_flight` sending plus
+//!   `claim_ahead` queued for a slot, see [`Line::claim_room`]) and by the circuit breaker
+//!   (open: none; half-open: one probe). A system is claimed for again only once half its window
+//!   is free, so claims are few and large: each one is a write transaction.
+//! - A queued delivery whose system's breaker opened meanwhile is not sent: it goes back to
+//!   `retry_wait` with the usual backoff.
 //! - Each attempt renews its lease while it runs; its outcome goes to one completer task that
 //!   records outcomes in batches ([`Store::complete_many`]) and then announces the new states.
 //! - The loop wakes when intake stores a case ([`DispatchHandle::wake`]), when an attempt ends,
@@ -26,14 +30,14 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use attempt::{request, run_attempt};
+pub use attempt::{not_sent, request, run_attempt};
 pub use breaker::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
 pub use decide::{AttemptContext, Health, decide, stored_receipt};
 pub use policy::{Next, RetryPolicy};
 pub use sender::LineSender;
 
 use crate::config::DispatchConfig;
-use crate::lines::{Line, Lines};
+use crate::lines::{Held, Line, Lines};
 use crate::store::{ClaimCaps, ClaimedDelivery, Completion, DeliveryState, Store};
 
 /// A delivery changed state on this node.
@@ -118,11 +122,12 @@ impl Dispatcher {
             while running.try_join_next().is_some() {}
             let claimed = self.claim_round().await;
             let full = claimed.len() >= self.config.claim_batch;
-            for (line, delivery) in claimed {
+            for (line, delivery, probe) in claimed {
                 running.spawn(attempt_task(
                     self.store.clone(),
                     line,
                     delivery,
+                    probe,
                     self.config.lease,
                     done_tx.clone(),
                     self.handle.wake.clone(),
@@ -146,17 +151,18 @@ impl Dispatcher {
         let _ = completer.await;
     }
 
-    /// Claims what the breakers and free slots allow; gives back unused probes.
-    async fn claim_round(&self) -> Vec<(Arc<Line>, ClaimedDelivery)> {
+    /// Claims what the breakers and claim windows allow; gives back unused probes. Each
+    /// delivery comes with its hold on the claim window and whether it is the breaker's probe.
+    async fn claim_round(&self) -> Vec<(Arc<Line>, (Held, ClaimedDelivery), bool)> {
         let mut caps = Vec::new();
         let mut probes = Vec::new();
         for line in self.lines.iter().filter(|l| l.is_available()) {
-            let free = line.free_slots();
-            if free == 0 {
+            let room = line.claim_room();
+            if room == 0 {
                 continue;
             }
             match line.breaker.admit() {
-                Admission::Open => caps.push((line.id.clone(), free)),
+                Admission::Open => caps.push((line.id.clone(), room)),
                 Admission::Probe => {
                     caps.push((line.id.clone(), 1));
                     probes.push(line.clone());
@@ -185,7 +191,7 @@ impl Dispatcher {
                 Vec::new()
             }
         };
-        for line in probes {
+        for line in &probes {
             if !claimed.iter().any(|c| c.system_id == line.id) {
                 line.breaker.release_probe();
             }
@@ -193,7 +199,10 @@ impl Dispatcher {
         claimed
             .into_iter()
             .filter_map(|c| match self.lines.get(&c.system_id) {
-                Some(line) => Some((line.clone(), c)),
+                Some(line) => {
+                    let probe = probes.iter().any(|p| p.id == line.id);
+                    Some((line.clone(), (line.hold_claim(), c), probe))
+                }
                 None => {
                     tracing::error!(system = %c.system_id, "claimed a delivery of an unknown system");
                     None
@@ -206,15 +215,22 @@ impl Dispatcher {
 async fn attempt_task(
     store: Arc<dyn Store>,
     line: Arc<Line>,
-    claimed: ClaimedDelivery,
+    (held, claimed): (Held, ClaimedDelivery),
+    probe: bool,
     lease: std::time::Duration,
     done: mpsc::Sender<Finished>,
     wake: Arc<Notify>,
 ) {
-    let slot = line.start_attempt();
     let renew_every = lease / 3;
     let (outcome, health) = {
-        let attempt = run_attempt(&line, &claimed, &store);
+        let attempt = async {
+            // Claimed ahead while the breaker was closed; it may have opened since.
+            if !probe && line.breaker.state() != BreakerState::Closed {
+                return (not_sent(&line, &claimed, &store).await, None);
+            }
+            let _slot = line.start_attempt();
+            run_attempt(&line, &claimed, &store).await
+        };
         tokio::pin!(attempt);
         loop {
             tokio::select! {
@@ -241,7 +257,7 @@ async fn attempt_task(
         }
         Some(Health::Failed) | None => {}
     }
-    drop(slot);
+    drop(held);
     let finished = Finished {
         completion: Completion {
             lease: claimed.lease,

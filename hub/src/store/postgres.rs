@@ -31,6 +31,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const BACKEND: Backend = Backend::Postgres;
+    /// Systems per claim statement (SQLite allows 500 terms in one compound SELECT).
+    const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
     const FEED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7130001)");
 

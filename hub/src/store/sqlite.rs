@@ -37,6 +37,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
+    /// Systems per claim statement (SQLite allows 500 terms in one compound SELECT).
+    const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = "";
     const FEED_LOCK: Option<&'static str> = None;
 

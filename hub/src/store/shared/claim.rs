@@ -16,24 +16,36 @@ macro_rules! claim_ops {
                 limit: usize,
                 caps: &ClaimCaps,
             ) -> Result<Vec<(String, String)>, StoreError> {
+                // One statement per chunk of listed systems: a UNION ALL of one index probe per
+                // system (each its own ORDER BY … LIMIT, and on PostgreSQL its own row locks),
+                // instead of one round trip per system.
                 let mut picked: Vec<(String, String)> = Vec::new();
-                for (system, cap) in &caps.per_system {
-                    let room = (*cap).min(limit.saturating_sub(picked.len()));
+                let listed: Vec<(&String, usize)> =
+                    caps.per_system.iter().map(|(s, c)| (s, *c)).filter(|(_, c)| *c > 0).collect();
+                for chunk in listed.chunks(Self::CLAIM_CHUNK) {
+                    let room = limit.saturating_sub(picked.len());
                     if room == 0 {
-                        continue;
+                        break;
                     }
-                    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-                        "SELECT id, system_id FROM deliveries
-                         WHERE system_id = $1 AND due_at IS NOT NULL AND due_at <= $2
-                         ORDER BY due_at LIMIT $3{}",
-                        Self::LOCK_ROWS
-                    ))
-                    .bind(system)
-                    .bind(now)
-                    .bind(i64::try_from(room).unwrap_or(i64::MAX))
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    picked.extend(rows);
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    for (i, (system, cap)) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            query.push(" UNION ALL ");
+                        }
+                        query.push("SELECT id, system_id FROM (SELECT id, system_id FROM deliveries WHERE system_id = ");
+                        query.push_bind(system.as_str());
+                        query.push(" AND due_at IS NOT NULL AND due_at <= ");
+                        query.push_bind(now);
+                        query.push(" ORDER BY due_at LIMIT ");
+                        query.push_bind(i64::try_from((*cap).min(room)).unwrap_or(i64::MAX));
+                        query.push(Self::LOCK_ROWS);
+                        query.push(format!(") AS c{i}"));
+                    }
+                    let rows: Vec<(String, String)> =
+                        query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                    // Over `limit` only when several systems filled up at once; the surplus
+                    // (locked but not updated on PostgreSQL) is released at commit.
+                    picked.extend(rows.into_iter().take(room));
                 }
                 let Some(other_cap) = caps.others.filter(|cap| *cap > 0) else {
                     return Ok(picked);

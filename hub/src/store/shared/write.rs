@@ -134,14 +134,31 @@ macro_rules! write_ops {
                 Ok(InsertOutcome::Created { case_id, deliveries })
             }
 
+            /// Stores a batch of cases in one transaction. The fast path writes each table with
+            /// one multi-row statement per chunk (a handful of statements per batch instead of
+            /// several per case); if the database refuses it, the batch is written again case by
+            /// case, each in its own savepoint, so one bad case cannot fail the others.
             async fn do_insert_cases(
                 &self,
                 cases: Vec<NewCase>,
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
                 let now = shared::micros(jiff::Timestamp::now());
                 let mut tx = self.begin_write().await?;
-                let mut results = Vec::with_capacity(cases.len());
                 let mut feed = shared::Feed::default();
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                match Self::insert_batch(&mut savepoint, &cases, now, &mut feed).await {
+                    Ok(results) => {
+                        savepoint.commit().await?;
+                        Self::commit_with(tx, feed).await?;
+                        return Ok(results);
+                    }
+                    Err(error) => {
+                        savepoint.rollback().await?;
+                        tracing::warn!(%error, size = cases.len(), "batch insert refused; storing case by case");
+                        feed = shared::Feed::default();
+                    }
+                }
+                let mut results = Vec::with_capacity(cases.len());
                 for case in &cases {
                     if let Err(error) = shared::validate(case) {
                         results.push(Err(error));
@@ -164,118 +181,353 @@ macro_rules! write_ops {
                 Ok(results)
             }
 
-            /// Completes one delivery inside `tx` if `lease` is held.
-            async fn complete_one(
+            /// The fast path of [`Self::do_insert_cases`]: numbers already stored (or repeated
+            /// inside the batch) are answered from one lookup, the new cases inserted together.
+            async fn insert_batch(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                lease: &LeaseToken,
-                outcome: &AttemptOutcome,
+                cases: &[NewCase],
                 now: i64,
                 feed: &mut shared::Feed,
-            ) -> Result<DeliveryState, StoreError> {
-                let state = outcome.next_state();
-                let (next, receipt, error, excerpt) = match outcome {
-                    AttemptOutcome::Delivered(receipt) => {
-                        (None, Some(receipt), None, Some(receipt.excerpt.as_str()))
-                    }
-                    AttemptOutcome::Retry { next_attempt_at, reason, excerpt } => (
-                        Some(shared::micros(*next_attempt_at)),
-                        None,
-                        Some(reason.as_str()),
-                        Some(excerpt.as_str()),
-                    ),
-                    AttemptOutcome::Ambiguous { next_attempt_at, reason } => (
-                        Some(shared::micros(*next_attempt_at)),
-                        None,
-                        Some(reason.as_str()),
-                        None,
-                    ),
-                    AttemptOutcome::Dead { reason, excerpt } => {
-                        (None, None, Some(reason.as_str()), Some(excerpt.as_str()))
-                    }
-                    AttemptOutcome::AwaitingClerk { excerpt } => {
-                        (None, None, None, Some(excerpt.as_str()))
-                    }
-                };
-                let updated = sqlx::query(
-                    "UPDATE deliveries SET state = $4, next_attempt_at = $5, due_at = $5,
-                         lease_owner = NULL, lease_expires_at = NULL,
-                         receipt_number = $6, receipt_raw_status = $7, receipt_excerpt = $8,
-                         last_outcome = $9, last_error = $10, last_excerpt = $11, updated_at = $12
-                     WHERE id = $1 AND state = 'sending' AND lease_owner = $2 AND attempts = $3",
-                )
-                .bind(&lease.delivery_id)
-                .bind(&lease.owner)
-                .bind(i64::from(lease.attempt))
-                .bind(state.as_str())
-                .bind(next)
-                .bind(receipt.and_then(|r| r.receipt_number.as_deref()))
-                .bind(receipt.and_then(|r| r.raw_status.as_deref()))
-                .bind(receipt.map(|r| r.excerpt.as_str()))
-                .bind(outcome.name())
-                .bind(error)
-                .bind(excerpt)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    let current: Option<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT state, lease_owner FROM deliveries WHERE id = $1",
-                    )
-                    .bind(&lease.delivery_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    let Some((state, holder)) = current else {
-                        return Err(StoreError::DeliveryNotFound(lease.delivery_id.clone()));
-                    };
-                    return Err(StoreError::LeaseLost {
-                        delivery_id: lease.delivery_id.clone(),
-                        state: state.parse()?,
-                        holder,
-                    });
+            ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
+                use std::collections::{HashMap, HashSet};
+                const ROWS: usize = 400;
+                let mut results: Vec<Option<Result<InsertOutcome, StoreError>>> =
+                    cases.iter().map(|_| None).collect();
+                // Numbers stored before: (client, number) → (id, hash).
+                let mut known: HashMap<(&str, &str), (String, String)> = HashMap::new();
+                let mut by_client: HashMap<&str, Vec<&str>> = HashMap::new();
+                for case in cases {
+                    by_client.entry(&case.client_id).or_default().push(&case.case_number);
                 }
-                sqlx::query(
-                    "UPDATE attempts SET finished_at = $3, outcome = $4, reason = $5, excerpt = $6
-                     WHERE delivery_id = $1 AND attempt = $2",
-                )
-                .bind(&lease.delivery_id)
-                .bind(i64::from(lease.attempt))
-                .bind(now)
-                .bind(outcome.name())
-                .bind(error)
-                .bind(excerpt)
-                .execute(&mut **tx)
-                .await?;
-                if matches!(
-                    state,
-                    DeliveryState::Delivered | DeliveryState::Dead | DeliveryState::AwaitingClerk
-                ) {
-                    let (case_id, system_id): (String, String) = sqlx::query_as(
-                        "SELECT case_id, system_id FROM deliveries WHERE id = $1",
+                for (client, numbers) in &by_client {
+                    for chunk in numbers.chunks(ROWS) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT case_number, id, content_hash FROM cases WHERE client_id = ",
+                        );
+                        query.push_bind(*client);
+                        query.push(" AND case_number IN (");
+                        let mut list = query.separated(", ");
+                        for number in chunk {
+                            list.push_bind(*number);
+                        }
+                        query.push(")");
+                        let rows: Vec<(String, String, String)> =
+                            query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                        for (number, id, hash) in rows {
+                            let number = chunk.iter().find(|n| **n == number).copied().unwrap_or("");
+                            known.insert((client, number), (id, hash));
+                        }
+                    }
+                }
+                // The new cases, each number once; later repeats answer like stored ones.
+                let mut fresh: Vec<(usize, String)> = Vec::new();
+                for (i, case) in cases.iter().enumerate() {
+                    if let Err(error) = shared::validate(case) {
+                        results[i] = Some(Err(error));
+                        continue;
+                    }
+                    let key = (case.client_id.as_str(), case.case_number.as_str());
+                    if let Some((id, hash)) = known.get(&key) {
+                        results[i] = Some(Ok(if *hash == case.content_hash {
+                            InsertOutcome::Existing { case_id: id.clone() }
+                        } else {
+                            InsertOutcome::Conflict { case_id: id.clone() }
+                        }));
+                        continue;
+                    }
+                    let case_id = shared::new_id();
+                    known.insert(key, (case_id.clone(), case.content_hash.clone()));
+                    fresh.push((i, case_id));
+                }
+                // Insert; a number another node stored meanwhile (PostgreSQL) is skipped here
+                // and answered from a second lookup below.
+                let mut inserted: HashSet<String> = HashSet::with_capacity(fresh.len());
+                for chunk in fresh.chunks(ROWS) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
+                             applicant_id_number, credit_code, status, created_at, updated_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (i, id)| {
+                        let case = &cases[*i];
+                        row.push_bind(id.as_str())
+                            .push_bind(case.client_id.as_str())
+                            .push_bind(case.case_number.as_str())
+                            .push_bind(case.content_hash.as_str())
+                            .push_bind(case.case_json.to_string())
+                            .push_bind(case.applicant_id_number.as_deref())
+                            .push_bind(case.credit_code.as_deref())
+                            .push_bind(case.status.as_str())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    insert.push(" ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = insert
+                        .build_query_scalar()
+                        .persistent(false)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    inserted.extend(ids);
+                }
+                let mut created: Vec<(usize, String)> = Vec::with_capacity(fresh.len());
+                for (i, id) in fresh {
+                    if inserted.contains(&id) {
+                        created.push((i, id));
+                        continue;
+                    }
+                    let case = &cases[i];
+                    let (existing, hash): (String, String) = sqlx::query_as(
+                        "SELECT id, content_hash FROM cases WHERE client_id = $1 AND case_number = $2",
                     )
-                    .bind(&lease.delivery_id)
+                    .bind(&case.client_id)
+                    .bind(&case.case_number)
                     .fetch_one(&mut **tx)
                     .await?;
-                    feed.push(&case_id, "delivery_state", Some(&system_id), state.as_str(), now);
+                    results[i] = Some(Ok(if hash == case.content_hash {
+                        InsertOutcome::Existing { case_id: existing }
+                    } else {
+                        InsertOutcome::Conflict { case_id: existing }
+                    }));
                 }
-                Ok(state)
+                // Materials, deliveries and payloads of the created cases.
+                let materials: Vec<(&str, usize, &NewMaterial)> = created
+                    .iter()
+                    .flat_map(|(i, id)| {
+                        cases[*i].materials.iter().enumerate().map(move |(p, m)| (id.as_str(), p, m))
+                    })
+                    .collect();
+                for chunk in materials.chunks(ROWS) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path) ",
+                    );
+                    insert.push_values(chunk, |mut row, (case_id, position, m)| {
+                        row.push_bind(*case_id)
+                            .push_bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                            .push_bind(m.name.as_str())
+                            .push_bind(m.sha256.as_str())
+                            .push_bind(i64::try_from(m.size).unwrap_or(i64::MAX))
+                            .push_bind(m.media_type.as_str())
+                            .push_bind(m.path.as_str());
+                    });
+                    insert.build().persistent(false).execute(&mut **tx).await?;
+                }
+                let mut rows: Vec<(&str, &NewDelivery, CreatedDelivery)> = Vec::new();
+                for (i, case_id) in &created {
+                    for target in &cases[*i].targets {
+                        let delivery_id = shared::new_id();
+                        rows.push((
+                            case_id.as_str(),
+                            target,
+                            CreatedDelivery {
+                                idempotency_key: delivery_id.clone(),
+                                delivery_id,
+                                system_id: target.system_id.clone(),
+                            },
+                        ));
+                    }
+                }
+                for chunk in rows.chunks(ROWS) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
+                             next_attempt_at, due_at, mapping_version, created_at, updated_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (case_id, t, d)| {
+                        row.push_bind(d.delivery_id.as_str())
+                            .push_bind(*case_id)
+                            .push_bind(d.system_id.as_str())
+                            .push_bind(d.idempotency_key.as_str())
+                            .push_bind("queued")
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(t.payload.mapping_version.as_str())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    insert.build().persistent(false).execute(&mut **tx).await?;
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
+                             body, fields_json) ",
+                    );
+                    insert.push_values(chunk, |mut row, (_, t, d)| {
+                        row.push_bind(d.delivery_id.as_str())
+                            .push_bind(t.payload.mapping_version.as_str())
+                            .push_bind(t.payload.content_type.as_str())
+                            .push_bind(t.payload.extension.as_str())
+                            .push_bind(t.payload.body.as_slice())
+                            .push_bind(shared::fields_to_json(&t.payload.fields));
+                    });
+                    insert.build().persistent(false).execute(&mut **tx).await?;
+                }
+                let mut per_case: HashMap<&str, Vec<CreatedDelivery>> = HashMap::new();
+                for (case_id, _, d) in rows {
+                    per_case.entry(case_id).or_default().push(d);
+                }
+                for (i, case_id) in &created {
+                    feed.push(case_id, "case_created", None, &cases[*i].status, now);
+                    let deliveries = per_case.remove(case_id.as_str()).unwrap_or_default();
+                    results[*i] = Some(Ok(InsertOutcome::Created {
+                        case_id: case_id.clone(),
+                        deliveries,
+                    }));
+                }
+                Ok(results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(StoreError::Invalid("case left unanswered".to_owned()))))
+                    .collect())
             }
 
+            /// Records a batch of outcomes in one transaction with a few multi-row statements:
+            /// one guarded `UPDATE … FROM (VALUES …)` per chunk (only rows whose lease is still
+            /// held change), then the matching attempt rows. A delivery whose lease was lost
+            /// changes nothing and gets `LeaseLost` (or `DeliveryNotFound`).
             async fn do_complete_many(
                 &self,
                 items: Vec<Completion>,
                 now: jiff::Timestamp,
             ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
+                const ROWS: usize = 300;
+                struct Row<'a> {
+                    lease: &'a LeaseToken,
+                    state: DeliveryState,
+                    name: &'static str,
+                    next: Option<i64>,
+                    receipt: Option<&'a StoredReceipt>,
+                    error: Option<&'a str>,
+                    excerpt: Option<&'a str>,
+                }
                 let now = shared::micros(now);
+                let rows: Vec<Row<'_>> = items
+                    .iter()
+                    .map(|item| {
+                        let outcome = &item.outcome;
+                        let (next, receipt, error, excerpt) = match outcome {
+                            AttemptOutcome::Delivered(receipt) => {
+                                (None, Some(receipt), None, Some(receipt.excerpt.as_str()))
+                            }
+                            AttemptOutcome::Retry { next_attempt_at, reason, excerpt } => (
+                                Some(shared::micros(*next_attempt_at)),
+                                None,
+                                Some(reason.as_str()),
+                                Some(excerpt.as_str()),
+                            ),
+                            AttemptOutcome::Ambiguous { next_attempt_at, reason } => (
+                                Some(shared::micros(*next_attempt_at)),
+                                None,
+                                Some(reason.as_str()),
+                                None,
+                            ),
+                            AttemptOutcome::Dead { reason, excerpt } => {
+                                (None, None, Some(reason.as_str()), Some(excerpt.as_str()))
+                            }
+                            AttemptOutcome::AwaitingClerk { excerpt } => {
+                                (None, None, None, Some(excerpt.as_str()))
+                            }
+                        };
+                        Row {
+                            lease: &item.lease,
+                            state: outcome.next_state(),
+                            name: outcome.name(),
+                            next,
+                            receipt,
+                            error,
+                            excerpt,
+                        }
+                    })
+                    .collect();
                 let mut tx = self.begin_write().await?;
-                let mut results = Vec::with_capacity(items.len());
                 let mut feed = shared::Feed::default();
-                for item in &items {
-                    // A lost lease changes nothing (the guarded UPDATE is the first write).
-                    let lease = &item.lease;
-                    match Self::complete_one(&mut tx, lease, &item.outcome, now, &mut feed).await {
-                        Err(StoreError::Database(error)) => return Err(error.into()),
-                        result => results.push(result),
+                // delivery id → (case id, system id) of the rows whose lease held.
+                let mut updated: std::collections::HashMap<String, (String, String)> =
+                    std::collections::HashMap::with_capacity(rows.len());
+                for chunk in rows.chunks(ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE deliveries SET state = v.column4, next_attempt_at = v.column5,
+                             due_at = v.column5, lease_owner = NULL, lease_expires_at = NULL,
+                             receipt_number = v.column6, receipt_raw_status = v.column7,
+                             receipt_excerpt = v.column8, last_outcome = v.column9,
+                             last_error = v.column10, last_excerpt = v.column11, updated_at = ",
+                    );
+                    query.push_bind(now);
+                    query.push(" FROM (");
+                    query.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.lease.delivery_id.as_str())
+                            .push_bind(r.lease.owner.as_str())
+                            .push_bind(i64::from(r.lease.attempt))
+                            .push_bind(r.state.as_str())
+                            .push_bind(r.next)
+                            .push_bind(r.receipt.and_then(|x| x.receipt_number.as_deref()))
+                            .push_bind(r.receipt.and_then(|x| x.raw_status.as_deref()))
+                            .push_bind(r.receipt.map(|x| x.excerpt.as_str()))
+                            .push_bind(r.name)
+                            .push_bind(r.error)
+                            .push_bind(r.excerpt);
+                    });
+                    query.push(
+                        ") AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'
+                         AND deliveries.lease_owner = v.column2 AND deliveries.attempts = v.column3
+                         RETURNING deliveries.id, deliveries.case_id, deliveries.system_id",
+                    );
+                    let changed: Vec<(String, String, String)> = query
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for (id, case_id, system_id) in changed {
+                        updated.insert(id, (case_id, system_id));
                     }
+                    let held: Vec<&Row<'_>> = chunk
+                        .iter()
+                        .filter(|r| updated.contains_key(&r.lease.delivery_id))
+                        .collect();
+                    if held.is_empty() {
+                        continue;
+                    }
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE attempts SET finished_at = ",
+                    );
+                    query.push_bind(now);
+                    query.push(
+                        ", outcome = v.column3, reason = v.column4, excerpt = v.column5 FROM (",
+                    );
+                    query.push_values(held, |mut b, r| {
+                        b.push_bind(r.lease.delivery_id.as_str())
+                            .push_bind(i64::from(r.lease.attempt))
+                            .push_bind(r.name)
+                            .push_bind(r.error)
+                            .push_bind(r.excerpt);
+                    });
+                    query.push(
+                        ") AS v WHERE attempts.delivery_id = v.column1 AND attempts.attempt = v.column2",
+                    );
+                    query.build().persistent(false).execute(&mut *tx).await?;
+                }
+                let mut results = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    if let Some((case_id, system_id)) = updated.get(&r.lease.delivery_id) {
+                        if matches!(
+                            r.state,
+                            DeliveryState::Delivered
+                                | DeliveryState::Dead
+                                | DeliveryState::AwaitingClerk
+                        ) {
+                            feed.push(case_id, "delivery_state", Some(system_id), r.state.as_str(), now);
+                        }
+                        results.push(Ok(r.state));
+                        continue;
+                    }
+                    let current: Option<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT state, lease_owner FROM deliveries WHERE id = $1",
+                    )
+                    .bind(&r.lease.delivery_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    results.push(match current {
+                        None => Err(StoreError::DeliveryNotFound(r.lease.delivery_id.clone())),
+                        Some((state, holder)) => Err(StoreError::LeaseLost {
+                            delivery_id: r.lease.delivery_id.clone(),
+                            state: state.parse()?,
+                            holder,
+                        }),
+                    });
                 }
                 Self::commit_with(tx, feed).await?;
                 Ok(results)
