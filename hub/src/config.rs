@@ -250,7 +250,7 @@ impl Default for DispatchConfig {
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(20),
             claim_batch: 256,
-            claim_ahead: 64,
+            claim_ahead: 256,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
             breaker: BreakerConfig::default(),

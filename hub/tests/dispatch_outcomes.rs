@@ -220,3 +220,30 @@ async fn systems_show_counters_and_the_breaker() {
     assert_eq!(deliveries(&lines).await.len(), 2, "nothing sent while open");
     hub.stop().await;
 }
+
+/// Deliveries claimed ahead of a free slot keep their lease while they wait: with R01 at 4 in
+/// flight, 250 ms per send and a 600 ms lease, the last of 12 waits past the lease it was
+/// claimed with, yet nothing is reclaimed and nothing is sent twice.
+#[tokio::test]
+async fn deliveries_waiting_for_a_slot_keep_their_lease() {
+    let lines = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/R01/api/cases"))
+        .respond_with(taken("R01-W").set_delay(Duration::from_millis(250)))
+        .mount(&lines)
+        .await;
+    let hub = Hub::start(&lines.uri(), |config| {
+        config.dispatch.lease = Duration::from_millis(600);
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(submit(&hub, &format!("W-{n}")).await);
+    }
+    for id in &ids {
+        let case = hub.until_targets(id, "delivered").await;
+        assert_eq!(case["targets"][0]["attempts"], 1, "{case}");
+    }
+    assert_eq!(deliveries(&lines).await.len(), 12, "each case sent once");
+    hub.stop().await;
+}

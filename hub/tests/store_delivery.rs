@@ -23,6 +23,7 @@ store_suite!(
     concurrent_claimers_never_share_a_delivery,
     dead_letters_are_listed_and_replayed,
     complete_many_fails_only_lost_items,
+    extend_leases_renews_held_ones_and_names_the_lost,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -503,4 +504,68 @@ async fn complete_many_fails_only_lost_items(db: &TestDb) {
         (kept.state, kept.lease_owner.as_deref()),
         (DeliveryState::Sending, Some("n"))
     );
+}
+
+/// One call renews every lease a node still holds (claimed ones keep their place past the first
+/// expiry) and names the ones another node took over; those are left alone.
+async fn extend_leases_renews_held_ones_and_names_the_lost(db: &TestDb) {
+    let store = &db.store;
+    let other = db.node().await;
+    store
+        .insert_case(case("X-1", &["L01", "L02", "L03"]))
+        .await
+        .unwrap();
+    let caps = ClaimCaps::uniform(5);
+    let mine = store
+        .claim_due("node-a", at(0), 10, LEASE, &caps)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 3);
+    // Before expiry, two of three renewed to t=50; the third lapses at t=30 and node-b takes it.
+    let leases: Vec<_> = mine.iter().map(|c| c.lease.clone()).collect();
+    assert!(
+        store
+            .extend_leases(&leases[..2], at(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = other
+        .claim_due("node-b", at(31), 10, LEASE, &caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.len(),
+        1,
+        "only the lease that was not renewed expired"
+    );
+    assert_eq!(taken[0].lease.delivery_id, leases[2].delivery_id);
+    let lost = store.extend_leases(&leases, at(80)).await.unwrap();
+    assert_eq!(lost, [leases[2].delivery_id.clone()]);
+    let theirs = store
+        .get_delivery(&leases[2].delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs.state, DeliveryState::Sending);
+    // Renewed to t=80: at t=79 only node-b's own lapsed lease (t=61) is claimable, not node-a's.
+    let again: Vec<String> = other
+        .claim_due("node-b", at(79), 10, LEASE, &caps)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.lease.delivery_id)
+        .collect();
+    assert_eq!(again, [leases[2].delivery_id.clone()]);
+    store
+        .complete(&leases[0], receipt("R-1"), at(60))
+        .await
+        .unwrap();
+    let lost = store.extend_leases(&leases[..2], at(90)).await.unwrap();
+    assert_eq!(
+        lost,
+        [leases[0].delivery_id.clone()],
+        "a completed delivery holds no lease"
+    );
+    assert!(store.extend_leases(&[], at(90)).await.unwrap().is_empty());
 }

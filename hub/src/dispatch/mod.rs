@@ -7,8 +7,10 @@
 //!   is free, so claims are few and large: each one is a write transaction.
 //! - A queued delivery whose system's breaker opened meanwhile is not sent: it goes back to
 //!   `retry_wait` with the usual backoff.
-//! - Each attempt renews its lease while it runs; its outcome goes to one completer task that
-//!   records outcomes in batches ([`Store::complete_many`]) and then announces the new states.
+//! - One lease keeper per node renews every lease it holds (claimed, queued or sending, until
+//!   the outcome is recorded) in one statement every third of the lease
+//!   ([`Store::extend_leases`]); each attempt's outcome goes to one completer task that records
+//!   outcomes in batches ([`Store::complete_many`]) and then announces the new states.
 //! - The loop wakes when intake stores a case ([`DispatchHandle::wake`]), when an attempt ends,
 //!   and every `poll_interval` (other nodes' cases, retries coming due).
 //!
@@ -38,7 +40,7 @@ pub use sender::LineSender;
 
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};
-use crate::store::{ClaimCaps, ClaimedDelivery, Completion, DeliveryState, Store};
+use crate::store::{ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken, Store};
 
 /// A delivery changed state on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,16 @@ struct Finished {
     case_id: String,
 }
 
+/// The leases this node holds: claimed and not yet recorded, by delivery id.
+type HeldLeases = Arc<std::sync::Mutex<std::collections::HashMap<String, LeaseToken>>>;
+
+fn lock(
+    leases: &HeldLeases,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, LeaseToken>> {
+    // Each update is one insert or remove: a poisoned map is still consistent.
+    leases.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Dispatcher {
     /// Runs the loop until `shutdown`, then lets running attempts finish.
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
@@ -112,23 +124,37 @@ impl Dispatcher {
 
     async fn run(self, shutdown: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Finished>(self.config.claim_batch.max(16) * 4);
+        let leases = HeldLeases::default();
         let completer = tokio::spawn(complete_loop(
             self.store.clone(),
             done_rx,
             self.handle.clone(),
+            leases.clone(),
+        ));
+        let keeper_stop = CancellationToken::new();
+        let keeper = tokio::spawn(keep_leases(
+            self.store.clone(),
+            leases.clone(),
+            self.config.lease,
+            keeper_stop.clone(),
         ));
         let mut running = JoinSet::new();
         while !shutdown.is_cancelled() {
             while running.try_join_next().is_some() {}
             let claimed = self.claim_round().await;
             let full = claimed.len() >= self.config.claim_batch;
+            {
+                let mut held = lock(&leases);
+                for (_, (_, delivery), _) in &claimed {
+                    held.insert(delivery.lease.delivery_id.clone(), delivery.lease.clone());
+                }
+            }
             for (line, delivery, probe) in claimed {
                 running.spawn(attempt_task(
                     self.store.clone(),
                     line,
                     delivery,
                     probe,
-                    self.config.lease,
                     done_tx.clone(),
                     self.handle.wake.clone(),
                 ));
@@ -149,6 +175,8 @@ impl Dispatcher {
         while running.join_next().await.is_some() {}
         drop(done_tx);
         let _ = completer.await;
+        keeper_stop.cancel();
+        let _ = keeper.await;
     }
 
     /// Claims what the breakers and claim windows allow; gives back unused probes. Each
@@ -217,38 +245,15 @@ async fn attempt_task(
     line: Arc<Line>,
     (held, claimed): (Held, ClaimedDelivery),
     probe: bool,
-    lease: std::time::Duration,
     done: mpsc::Sender<Finished>,
     wake: Arc<Notify>,
 ) {
-    let renew_every = lease / 3;
-    let (outcome, health) = {
-        let attempt = async {
-            // Claimed ahead while the breaker was closed; it may have opened since.
-            if !probe && line.breaker.state() != BreakerState::Closed {
-                return (not_sent(&line, &claimed, &store).await, None);
-            }
-            let _slot = line.start_attempt();
-            run_attempt(&line, &claimed, &store).await
-        };
-        tokio::pin!(attempt);
-        loop {
-            tokio::select! {
-                result = &mut attempt => break result,
-                () = tokio::time::sleep(renew_every) => {
-                    let until = Timestamp::now()
-                        .checked_add(lease)
-                        .unwrap_or(Timestamp::MAX);
-                    if let Err(error) = store.extend_lease(&claimed.lease, until).await {
-                        tracing::warn!(
-                            delivery = %claimed.lease.delivery_id,
-                            %error,
-                            "could not extend the lease; the attempt continues"
-                        );
-                    }
-                }
-            }
-        }
+    // Claimed ahead while the breaker was closed; it may have opened since.
+    let (outcome, health) = if !probe && line.breaker.state() != BreakerState::Closed {
+        (not_sent(&line, &claimed, &store).await, None)
+    } else {
+        let _slot = line.start_attempt();
+        run_attempt(&line, &claimed, &store).await
     };
     match health {
         Some(Health::Answered) => line.breaker.on_success(),
@@ -271,17 +276,72 @@ async fn attempt_task(
     wake.notify_one();
 }
 
+/// Renews every held lease each third of the lease, until `stop`.
+async fn keep_leases(
+    store: Arc<dyn Store>,
+    leases: HeldLeases,
+    lease: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let every = lease / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let tokens: Vec<LeaseToken> = lock(&leases).values().cloned().collect();
+        if tokens.is_empty() {
+            continue;
+        }
+        let until = Timestamp::now()
+            .checked_add(lease)
+            .unwrap_or(Timestamp::MAX);
+        match store.extend_leases(&tokens, until).await {
+            Ok(lost) if lost.is_empty() => {
+                tracing::debug!(leases = tokens.len(), "leases renewed");
+            }
+            Ok(lost) => {
+                tracing::warn!(
+                    renewed = tokens.len() - lost.len(),
+                    lost = lost.len(),
+                    first = %lost[0],
+                    "leases lost before renewal; their outcomes will not be recorded"
+                );
+                let mut held = lock(&leases);
+                for id in lost {
+                    held.remove(&id);
+                }
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                leases = tokens.len(),
+                "could not renew leases; attempts continue and renewal is tried again"
+            ),
+        }
+    }
+}
+
 async fn complete_loop(
     store: Arc<dyn Store>,
     mut done: mpsc::Receiver<Finished>,
     handle: DispatchHandle,
+    leases: HeldLeases,
 ) {
     let mut batch = Vec::new();
     while done.recv_many(&mut batch, 256).await > 0 {
         let (items, cases): (Vec<Completion>, Vec<String>) =
             batch.drain(..).map(|f| (f.completion, f.case_id)).unzip();
         let ids: Vec<String> = items.iter().map(|c| c.lease.delivery_id.clone()).collect();
-        match store.complete_many(items, Timestamp::now()).await {
+        let recorded = store.complete_many(items, Timestamp::now()).await;
+        {
+            // Recorded or not, this node stops renewing them: a failed record lets the leases
+            // expire so the deliveries are claimed again.
+            let mut held = lock(&leases);
+            for id in &ids {
+                held.remove(id);
+            }
+        }
+        match recorded {
             Ok(results) => {
                 for ((delivery_id, case_id), result) in ids.into_iter().zip(cases).zip(results) {
                     match result {

@@ -159,6 +159,14 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// Extends a held lease to `until` (a long send). [`StoreError::LeaseLost`] if not held.
     async fn extend_lease(&self, lease: &LeaseToken, until: Timestamp) -> Result<(), StoreError>;
 
+    /// Extends many held leases to `until` in one transaction; returns the delivery ids whose
+    /// lease was no longer held (those change nothing).
+    async fn extend_leases(
+        &self,
+        leases: &[LeaseToken],
+        until: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Records the attempt's outcome and moves the delivery on, if `lease` is still held
     /// (an expired but unclaimed lease still counts as held). Returns the new state.
     async fn complete(

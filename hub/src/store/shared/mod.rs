@@ -189,6 +189,14 @@ macro_rules! impl_store {
                 self.do_extend_lease(lease, until).await
             }
 
+            async fn extend_leases(
+                &self,
+                leases: &[LeaseToken],
+                until: jiff::Timestamp,
+            ) -> Result<Vec<String>, StoreError> {
+                self.do_extend_leases(leases, until).await
+            }
+
             async fn complete(
                 &self,
                 lease: &LeaseToken,
