@@ -185,7 +185,7 @@ pub struct CreatedDelivery {
     pub idempotency_key: String,
 }
 
-/// How many deliveries one claim may take per line system (a worker's free slots).
+/// How many deliveries one claim may take per line system (the room left in its claim window).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimCaps {
     /// Cap per listed system.
