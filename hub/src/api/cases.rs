@@ -41,6 +41,7 @@ pub async fn get_case(
     let mut view = case_json(&record);
     let status = crate::sync::routes::status_json(&state, &record).await?;
     for key in [
+        "status",
         "computed_status",
         "due_date",
         "working_days_left",

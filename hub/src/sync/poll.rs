@@ -9,6 +9,9 @@
 //! With several nodes, a pass runs only under the system's poll lease (held for three
 //! intervals and renewed by each pass), so one node polls each system at a time and another
 //! takes over when it stops.
+//!
+//! Systems that push signed callbacks (`callback = true`) are polled only as a safety net for
+//! lost callbacks, [`CALLBACK_POLL_FACTOR`] times less often: their reports arrive as callbacks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,6 +98,9 @@ impl Schedule {
     }
 }
 
+/// How much less often systems with callbacks are polled.
+pub const CALLBACK_POLL_FACTOR: u32 = 10;
+
 /// Starts one polling task per line system that can report status.
 pub fn spawn_all(ctx: &Arc<SyncContext>, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
     ctx.lines
@@ -111,14 +117,16 @@ pub fn spawn_all(ctx: &Arc<SyncContext>, stop: &CancellationToken) -> Vec<JoinHa
 /// Polls one system until `stop`.
 pub async fn run(ctx: Arc<SyncContext>, system_id: String, stop: CancellationToken) {
     let config = &ctx.config;
-    let schedule = Schedule::new(config.poll_interval, config.jitter, config.backoff_cap);
+    let interval = if ctx.callback_keys.contains_key(&system_id) {
+        config.poll_interval.saturating_mul(CALLBACK_POLL_FACTOR)
+    } else {
+        config.poll_interval
+    };
+    let schedule = Schedule::new(interval, config.jitter, config.backoff_cap);
     let system = system_id.as_str();
     drive(schedule, &stop, || async {
         let now = jiff::Timestamp::now();
-        let hold = config
-            .poll_interval
-            .saturating_mul(3)
-            .max(Duration::from_secs(5));
+        let hold = interval.saturating_mul(3).max(Duration::from_secs(5));
         let until = now.checked_add(hold).unwrap_or(now);
         match ctx
             .store

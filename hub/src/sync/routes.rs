@@ -97,10 +97,17 @@ pub async fn status_json(state: &AppState, case: &CaseRecord) -> Result<Value, A
         })
         .collect();
     let case_flag = due.map(|date| flag(&calendar, date, today, at_risk));
+    // The case's status is written in the same transaction as the target status that changed
+    // it, but `case` was read before the targets: read it again so it is at least as new as
+    // them (a final target is never shown next to an older case status).
+    let status = match state.store.get_case(id).await? {
+        Some(fresh) => fresh.summary.status,
+        None => case.summary.status.clone(),
+    };
     Ok(json!({
         "case_id": case.summary.case_id,
         "case_number": case.summary.case_number,
-        "status": case.summary.status,
+        "status": status,
         "computed_status": aggregate(&states),
         "due_date": due.map(|d| d.to_string()),
         "working_days_left": case_flag.map(|(left, _)| left),
