@@ -1,4 +1,4 @@
-//! Writes: intake (one transaction per batch, one savepoint per case), completions, replays,
+//! Writes: intake (one transaction and a few multi-row statements per batch), completions, replays,
 //! clerk results, case status, status events, the ticket ledger and the change feed.
 
 /// Generates the write methods of a backend (see the module doc of `shared`).
@@ -32,108 +32,6 @@ macro_rules! write_ops {
                 Ok(())
             }
 
-            /// Stores one case inside `tx`; the caller wraps it in a savepoint.
-            async fn insert_one(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                case: &NewCase,
-                now: i64,
-                feed: &mut shared::Feed,
-            ) -> Result<InsertOutcome, StoreError> {
-                let case_id = shared::new_id();
-                let inserted: Option<String> = sqlx::query_scalar(
-                    "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
-                         applicant_id_number, credit_code, status, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-                     ON CONFLICT (client_id, case_number) DO NOTHING
-                     RETURNING id",
-                )
-                .bind(&case_id)
-                .bind(&case.client_id)
-                .bind(&case.case_number)
-                .bind(&case.content_hash)
-                .bind(case.case_json.to_string())
-                .bind(&case.applicant_id_number)
-                .bind(&case.credit_code)
-                .bind(&case.status)
-                .bind(now)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if inserted.is_none() {
-                    let (existing, hash): (String, String) = sqlx::query_as(
-                        "SELECT id, content_hash FROM cases
-                         WHERE client_id = $1 AND case_number = $2",
-                    )
-                    .bind(&case.client_id)
-                    .bind(&case.case_number)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    return Ok(if hash == case.content_hash {
-                        InsertOutcome::Existing { case_id: existing }
-                    } else {
-                        InsertOutcome::Conflict { case_id: existing }
-                    });
-                }
-                if !case.materials.is_empty() {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path) ",
-                    );
-                    insert.push_values(case.materials.iter().enumerate(), |mut row, (i, m)| {
-                        row.push_bind(&case_id)
-                            .push_bind(i64::try_from(i).unwrap_or(i64::MAX))
-                            .push_bind(&m.name)
-                            .push_bind(&m.sha256)
-                            .push_bind(i64::try_from(m.size).unwrap_or(i64::MAX))
-                            .push_bind(&m.media_type)
-                            .push_bind(&m.path);
-                    });
-                    insert.build().execute(&mut **tx).await?;
-                }
-                let deliveries: Vec<CreatedDelivery> = case
-                    .targets
-                    .iter()
-                    .map(|target| {
-                        let delivery_id = shared::new_id();
-                        CreatedDelivery {
-                            idempotency_key: delivery_id.clone(),
-                            delivery_id,
-                            system_id: target.system_id.clone(),
-                        }
-                    })
-                    .collect();
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
-                         next_attempt_at, due_at, mapping_version, created_at, updated_at) ",
-                );
-                insert.push_values(deliveries.iter().zip(&case.targets), |mut row, (d, t)| {
-                    row.push_bind(&d.delivery_id)
-                        .push_bind(&case_id)
-                        .push_bind(&d.system_id)
-                        .push_bind(&d.idempotency_key)
-                        .push_bind("queued")
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(&t.payload.mapping_version)
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                insert.build().execute(&mut **tx).await?;
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
-                         body, fields_json) ",
-                );
-                insert.push_values(deliveries.iter().zip(&case.targets), |mut row, (d, t)| {
-                    row.push_bind(&d.delivery_id)
-                        .push_bind(&t.payload.mapping_version)
-                        .push_bind(&t.payload.content_type)
-                        .push_bind(&t.payload.extension)
-                        .push_bind(&t.payload.body)
-                        .push_bind(shared::fields_to_json(&t.payload.fields));
-                });
-                insert.build().execute(&mut **tx).await?;
-                feed.push(&case_id, "case_created", None, &case.status, now);
-                Ok(InsertOutcome::Created { case_id, deliveries })
-            }
-
             /// Stores a batch of cases in one transaction. The fast path writes each table with
             /// one multi-row statement per chunk (a handful of statements per batch instead of
             /// several per case); if the database refuses it, the batch is written again case by
@@ -160,15 +58,12 @@ macro_rules! write_ops {
                 }
                 let mut results = Vec::with_capacity(cases.len());
                 for case in &cases {
-                    if let Err(error) = shared::validate(case) {
-                        results.push(Err(error));
-                        continue;
-                    }
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                    match Self::insert_one(&mut savepoint, case, now, &mut feed).await {
-                        Ok(outcome) => {
+                    let one = std::slice::from_ref(case);
+                    match Self::insert_batch(&mut savepoint, one, now, &mut feed).await {
+                        Ok(mut outcome) => {
                             savepoint.commit().await?;
-                            results.push(Ok(outcome));
+                            results.extend(outcome.pop());
                         }
                         Err(error) => {
                             savepoint.rollback().await?;
