@@ -19,7 +19,76 @@ store_suite!(
     open_receipts_page_through_delivered_targets_that_are_not_final,
     notifications_go_out_in_order_per_case_with_retries_and_leases,
     one_node_at_a_time_holds_a_systems_poll_lease,
+    a_case_view_is_one_snapshot_while_statuses_change,
 );
+
+/// A writer moves one target through `STEPS` versions, each write also setting the case status
+/// and adding one history event; concurrent views must always see the three agree.
+async fn a_case_view_is_one_snapshot_while_statuses_change(db: &TestDb) {
+    const STEPS: i64 = 150;
+    let store = db.store.clone();
+    let case_id = created(store.as_ref(), "SNAP-1", &["L01"]).await;
+    assert!(store.case_view("no-such-case").await.unwrap().is_none());
+    let writer = {
+        let store = store.clone();
+        let case_id = case_id.clone();
+        tokio::spawn(async move {
+            for version in 0..STEPS {
+                let read = store
+                    .get_case(&case_id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .summary
+                    .updated_at;
+                let step = format!("step-{}", version + 1);
+                let change = write(
+                    &case_id,
+                    Some(row(&case_id, "L01", "in_review", version)),
+                    Some((read, &step)),
+                );
+                assert!(store.write_status(change).await.unwrap(), "write {version}");
+            }
+        })
+    };
+    let mut views = 0;
+    let mut changing = 0;
+    let mut last = 0;
+    loop {
+        let done = writer.is_finished();
+        let view = store.case_view(&case_id).await.unwrap().unwrap();
+        let version = view.targets.first().map_or(0, |t| t.version);
+        let expected = if version == 0 {
+            "received".to_owned()
+        } else {
+            format!("step-{version}")
+        };
+        assert_eq!(
+            view.record.summary.status, expected,
+            "view {views}: case status vs target"
+        );
+        assert_eq!(
+            i64::try_from(view.history.len()).unwrap(),
+            version,
+            "view {views}: history vs target"
+        );
+        assert_eq!(view.record.deliveries.len(), 1);
+        if version != last {
+            changing += 1;
+            last = version;
+        }
+        views += 1;
+        if done {
+            break;
+        }
+    }
+    writer.await.unwrap();
+    assert_eq!(last, STEPS);
+    assert!(
+        changing > 1,
+        "the views overlapped the writes ({views} views, {changing} changes seen)"
+    );
+}
 
 async fn one_node_at_a_time_holds_a_systems_poll_lease(db: &TestDb) {
     let store = db.store.as_ref();

@@ -33,13 +33,13 @@ pub async fn get_case(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state
+    let snapshot = state
         .store
-        .get_case(&id)
+        .case_view(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-    let mut view = case_json(&record);
-    let status = crate::sync::routes::status_json(&state, &record).await?;
+    let mut view = case_json(&snapshot.record);
+    let status = crate::sync::routes::status_json(&state, &snapshot);
     for key in [
         "status",
         "computed_status",

@@ -35,6 +35,8 @@ impl PostgresStore {
     const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
     const FEED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7130001)");
+    /// One snapshot for every statement of a read.
+    const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
     /// Connects with a pool of 10 connections and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

@@ -41,6 +41,8 @@ impl SqliteStore {
     const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = "";
     const FEED_LOCK: Option<&'static str> = None;
+    /// A deferred read transaction: its snapshot is taken at the first read and kept to the end.
+    const READ_SNAPSHOT: &'static str = "BEGIN";
 
     /// Opens (creating if needed) `dir/yimen.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {

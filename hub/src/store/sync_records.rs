@@ -46,6 +46,17 @@ pub struct TargetRow {
     pub updated_at: Timestamp,
 }
 
+/// A case, its target statuses and its history, read from one snapshot of the store.
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    /// The case with its materials and deliveries.
+    pub record: super::CaseRecord,
+    /// The synced target rows, by system id.
+    pub targets: Vec<TargetRow>,
+    /// The status history, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
 /// A status event with its message, as the history shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -154,6 +165,11 @@ pub trait SyncStore: Send + Sync {
     /// Writes one status change if nothing changed since it was read; `Ok(false)` otherwise
     /// (nothing written: read again and decide again).
     async fn write_status(&self, write: StatusWrite) -> Result<bool, StoreError>;
+
+    /// The case, its target rows and its history as of one moment: one read transaction
+    /// (a WAL snapshot on SQLite, `REPEATABLE READ` on PostgreSQL), so a target status is never
+    /// shown next to an older case status or history. `None` when the case does not exist.
+    async fn case_view(&self, case_id: &str) -> Result<Option<CaseView>, StoreError>;
 
     /// The status history of one case, oldest first.
     async fn list_history(&self, case_id: &str) -> Result<Vec<HistoryEntry>, StoreError>;

@@ -79,6 +79,36 @@ pub(crate) fn history_row(t: HistoryTuple) -> Result<super::HistoryEntry, super:
 /// Generates `impl SyncStore` for a backend type (see `shared::impl_store`).
 macro_rules! sync_ops {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// The target rows of one case, on `conn`.
+            async fn targets_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                case_id: &str,
+            ) -> Result<Vec<$crate::store::TargetRow>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM target_status WHERE case_id = $1 ORDER BY system_id",
+                    $crate::store::sync_sql::TARGET_COLUMNS
+                );
+                let rows: Vec<$crate::store::sync_sql::TargetTuple> =
+                    sqlx::query_as(&sql).bind(case_id).fetch_all(&mut *conn).await?;
+                rows.into_iter().map($crate::store::sync_sql::target_row).collect()
+            }
+
+            /// The history of one case, oldest first, on `conn`.
+            async fn history_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                case_id: &str,
+            ) -> Result<Vec<$crate::store::HistoryEntry>, StoreError> {
+                let sql = format!(
+                    "SELECT {} FROM status_events WHERE case_id = $1 ORDER BY id",
+                    $crate::store::sync_sql::HISTORY_COLUMNS
+                );
+                let rows: Vec<$crate::store::sync_sql::HistoryTuple> =
+                    sqlx::query_as(&sql).bind(case_id).fetch_all(&mut *conn).await?;
+                rows.into_iter().map($crate::store::sync_sql::history_row).collect()
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::SyncStore for $store {
             async fn open_receipts(
@@ -131,15 +161,22 @@ macro_rules! sync_ops {
                 &self,
                 case_id: &str,
             ) -> Result<Vec<$crate::store::TargetRow>, StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM target_status WHERE case_id = $1 ORDER BY system_id",
-                    $crate::store::sync_sql::TARGET_COLUMNS
-                );
-                let rows: Vec<$crate::store::sync_sql::TargetTuple> = sqlx::query_as(&sql)
-                    .bind(case_id)
-                    .fetch_all(&self.reader)
-                    .await?;
-                rows.into_iter().map($crate::store::sync_sql::target_row).collect()
+                let mut conn = self.reader.acquire().await?;
+                <$store>::targets_in(&mut conn, case_id).await
+            }
+
+            async fn case_view(
+                &self,
+                case_id: &str,
+            ) -> Result<Option<$crate::store::CaseView>, StoreError> {
+                let mut tx = self.reader.begin_with(<$store>::READ_SNAPSHOT).await?;
+                let Some(record) = <$store>::case_in(&mut tx, case_id).await? else {
+                    return Ok(None);
+                };
+                let targets = <$store>::targets_in(&mut tx, case_id).await?;
+                let history = <$store>::history_in(&mut tx, case_id).await?;
+                tx.commit().await?;
+                Ok(Some($crate::store::CaseView { record, targets, history }))
             }
 
             async fn write_status(
@@ -254,15 +291,8 @@ macro_rules! sync_ops {
                 &self,
                 case_id: &str,
             ) -> Result<Vec<$crate::store::HistoryEntry>, StoreError> {
-                let sql = format!(
-                    "SELECT {} FROM status_events WHERE case_id = $1 ORDER BY id",
-                    $crate::store::sync_sql::HISTORY_COLUMNS
-                );
-                let rows: Vec<$crate::store::sync_sql::HistoryTuple> = sqlx::query_as(&sql)
-                    .bind(case_id)
-                    .fetch_all(&self.reader)
-                    .await?;
-                rows.into_iter().map($crate::store::sync_sql::history_row).collect()
+                let mut conn = self.reader.acquire().await?;
+                <$store>::history_in(&mut conn, case_id).await
             }
 
             async fn list_unknown_status(

@@ -28,7 +28,7 @@ use super::transition::aggregate;
 use super::{SyncError, search, supplement};
 use crate::api::{ApiError, AppState, Caller};
 use crate::notify::feed;
-use crate::store::{CaseRecord, HistoryEntry, TargetRow};
+use crate::store::{CaseView, HistoryEntry, TargetRow};
 use crate::timelimit::{Flag, china_date, flag};
 
 /// The routes, over the API's state.
@@ -51,20 +51,22 @@ pub async fn case_status(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let case = state
+    let view = state
         .store
-        .get_case(&id)
+        .case_view(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-    status_json(&state, &case).await.map(Json)
+    Ok(Json(status_json(&state, &view)))
 }
 
 /// The status view of a stored case: unified status, per-system status with due dates, the
 /// case's due date and its history. `GET /v1/cases/{id}` embeds it too.
-pub async fn status_json(state: &AppState, case: &CaseRecord) -> Result<Value, ApiError> {
-    let id = &case.summary.case_id;
-    let rows = state.store.list_targets(id).await?;
-    let history = state.store.list_history(id).await?;
+/// Everything comes from one snapshot ([`CaseView`]), so a final target is never shown next to
+/// an older case status or history.
+pub fn status_json(state: &AppState, view: &CaseView) -> Value {
+    let case = &view.record;
+    let rows = &view.targets;
+    let history = &view.history;
     let today = china_date(Timestamp::now());
     let calendar = state.sync.calendar.get();
     let at_risk = state.sync.config.timelimit.at_risk_days;
@@ -97,24 +99,17 @@ pub async fn status_json(state: &AppState, case: &CaseRecord) -> Result<Value, A
         })
         .collect();
     let case_flag = due.map(|date| flag(&calendar, date, today, at_risk));
-    // The case's status is written in the same transaction as the target status that changed
-    // it, but `case` was read before the targets: read it again so it is at least as new as
-    // them (a final target is never shown next to an older case status).
-    let status = match state.store.get_case(id).await? {
-        Some(fresh) => fresh.summary.status,
-        None => case.summary.status.clone(),
-    };
-    Ok(json!({
+    json!({
         "case_id": case.summary.case_id,
         "case_number": case.summary.case_number,
-        "status": status,
+        "status": case.summary.status,
         "computed_status": aggregate(&states),
         "due_date": due.map(|d| d.to_string()),
         "working_days_left": case_flag.map(|(left, _)| left),
         "flag": case_flag.map(|(_, f)| f.as_str()),
         "targets": targets,
         "history": history.iter().map(history_json).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 fn target_view(

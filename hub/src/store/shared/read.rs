@@ -122,8 +122,16 @@ macro_rules! read_ops {
             }
 
             async fn do_get_case(&self, case_id: &str) -> Result<Option<CaseRecord>, StoreError> {
-                use sqlx::Row;
                 let mut conn = self.reader.acquire().await?;
+                Self::case_in(&mut conn, case_id).await
+            }
+
+            /// One case with its materials and deliveries, on `conn`.
+            async fn case_in(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                case_id: &str,
+            ) -> Result<Option<CaseRecord>, StoreError> {
+                use sqlx::Row;
                 let Some(row) = sqlx::query("SELECT * FROM cases WHERE id = $1")
                     .bind(case_id)
                     .fetch_optional(&mut *conn)
@@ -136,7 +144,7 @@ macro_rules! read_ops {
                 let case_json = serde_json::from_str(&json).map_err(|error| {
                     StoreError::Corrupt { table: "cases", detail: format!("case_json: {error}") }
                 })?;
-                let mut materials = Self::materials_of(&mut conn, &[case_id]).await?;
+                let mut materials = Self::materials_of(&mut *conn, &[case_id]).await?;
                 let rows = sqlx::query(&format!(
                     "SELECT {} FROM deliveries WHERE case_id = $1 ORDER BY system_id",
                     Self::DELIVERY_COLUMNS
