@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use yimen_adapters::registry::SettingsSource;
 use yimen_adapters::settings::Limits;
@@ -37,14 +38,106 @@ pub struct Line {
     pub breaker: CircuitBreaker,
     /// The adapter, or why it could not be built.
     pub adapter: Result<Arc<dyn Adapter>, String>,
-    /// The send path, for kinds that deliver documents.
-    pub sender: Option<LineSender>,
     in_flight: AtomicUsize,
     claimed: AtomicUsize,
+    claim_ahead: usize,
+    lease: Duration,
+    /// This node's share of the limits and the send path built for it.
+    shared: Mutex<(Share, Option<LineSender>)>,
+}
+
+/// This node's part of a line system's limits. Nodes on one store split `max_in_flight` and
+/// `rate_per_second` between the live nodes (see [`Line::set_share`]), so the line system sees
+/// the catalogue's limits however many nodes run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    /// Live nodes sharing the store, this one included.
+    pub nodes: usize,
+    /// Attempts this node may run at once; 0 leaves the system to the other nodes.
+    pub max_in_flight: usize,
+    /// Attempts this node may start per second; `None` when the system sets no rate.
+    pub rate_per_second: Option<f64>,
+    /// Deliveries claimed ahead, waiting for a slot.
     ahead: usize,
 }
 
+impl Share {
+    /// The share of the node ranked `rank` (0-based, in node-id order) among `nodes` live
+    /// nodes: `max_in_flight` split so the parts add up exactly (the first `max % nodes` nodes
+    /// take one more), the rate split evenly.
+    pub fn of(
+        limits: &Limits,
+        rank: usize,
+        nodes: usize,
+        claim_ahead: usize,
+        lease: Duration,
+    ) -> Self {
+        let nodes = nodes.max(1);
+        let total = limits.max_in_flight.max(1);
+        let max_in_flight = total / nodes + usize::from(rank % nodes < total % nodes);
+        let rate_per_second =
+            (limits.rate_per_second > 0).then(|| f64::from(limits.rate_per_second) / nodes as f64);
+        let ahead = match rate_per_second {
+            None => claim_ahead,
+            // No more than the rate allows in a quarter of the lease, so nothing claimed
+            // waits for its turn longer than that.
+            Some(rate) => claim_ahead.min((rate * lease.as_secs_f64() / 4.0) as usize),
+        };
+        Self {
+            nodes,
+            max_in_flight,
+            rate_per_second,
+            ahead,
+        }
+    }
+
+    /// The rate as the send path's rate limit takes it: `n` starts per `per`.
+    fn rate_limit(&self, limits: &Limits) -> Option<(u64, Duration)> {
+        (limits.rate_per_second > 0).then(|| {
+            let nodes = u32::try_from(self.nodes).unwrap_or(u32::MAX);
+            (
+                u64::from(limits.rate_per_second),
+                Duration::from_secs(1) * nodes,
+            )
+        })
+    }
+}
+
 impl Line {
+    fn new(
+        id: String,
+        name: String,
+        kind: String,
+        limits: Limits,
+        adapter: Result<Arc<dyn Adapter>, String>,
+        dispatch: &DispatchConfig,
+    ) -> Self {
+        // Alone until the first heartbeat says otherwise.
+        let share = Share::of(&limits, 0, 1, dispatch.claim_ahead, dispatch.lease);
+        let sender = adapter.as_ref().ok().and_then(|a| {
+            LineSender::with_limits(
+                a.clone(),
+                &limits,
+                share.max_in_flight,
+                share.rate_limit(&limits),
+            )
+        });
+        Self {
+            id,
+            name,
+            kind,
+            policy: RetryPolicy::for_limits(&limits, dispatch.backoff_base, dispatch.backoff_cap),
+            breaker: CircuitBreaker::new(dispatch.breaker),
+            limits,
+            adapter,
+            in_flight: AtomicUsize::new(0),
+            claimed: AtomicUsize::new(0),
+            claim_ahead: dispatch.claim_ahead,
+            lease: dispatch.lease,
+            shared: Mutex::new((share, sender)),
+        }
+    }
+
     /// Attempts of this system running on this node now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
@@ -56,11 +149,59 @@ impl Line {
         self.claimed.load(Ordering::Acquire)
     }
 
-    /// How many deliveries this node may hold claimed at once: `max_in_flight` sending plus a
-    /// queue of `claim_ahead` waiting for a slot (fewer for rate-limited systems, so that nothing
-    /// claimed waits longer than a quarter of its lease).
+    /// How many deliveries this node may hold claimed at once: its share of `max_in_flight`
+    /// sending plus a queue of `claim_ahead` waiting for a slot (fewer for rate-limited systems,
+    /// so that nothing claimed waits longer than a quarter of its lease); 0 when the other nodes
+    /// hold the whole of the system's limits.
     pub fn claim_window(&self) -> usize {
-        self.limits.max_in_flight.max(1) + self.ahead
+        let share = self.share();
+        if share.max_in_flight == 0 {
+            return 0;
+        }
+        share.max_in_flight + share.ahead
+    }
+
+    /// This node's share of the system's limits.
+    pub fn share(&self) -> Share {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// The send path, for kinds that deliver documents.
+    pub fn sender(&self) -> Option<LineSender> {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// Takes the share of the node ranked `rank` among `nodes` live nodes. When it changes,
+    /// the send path is rebuilt with the new limits; attempts already on the old one finish
+    /// there.
+    pub fn set_share(&self, rank: usize, nodes: usize) {
+        let share = Share::of(&self.limits, rank, nodes, self.claim_ahead, self.lease);
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.0 == share {
+            return;
+        }
+        if share.max_in_flight > 0
+            && let Ok(adapter) = &self.adapter
+        {
+            shared.1 = LineSender::with_limits(
+                adapter.clone(),
+                &self.limits,
+                share.max_in_flight,
+                share.rate_limit(&self.limits),
+            );
+        }
+        tracing::info!(
+            system = %self.id,
+            nodes = share.nodes,
+            max_in_flight = share.max_in_flight,
+            rate_per_second = ?share.rate_per_second,
+            "limits shared between nodes"
+        );
+        shared.0 = share;
     }
 
     /// How many more to claim now: nothing while more than half the window is still held,
@@ -115,18 +256,6 @@ impl Drop for Held {
     }
 }
 
-/// The claim-ahead queue for a system: `claim_ahead`, and for rate-limited systems no more than
-/// the rate allows in a quarter of the lease.
-fn ahead_for(limits: &Limits, dispatch: &DispatchConfig) -> usize {
-    let ahead = dispatch.claim_ahead;
-    if limits.rate_per_second == 0 {
-        return ahead;
-    }
-    let per_quarter_lease =
-        (f64::from(limits.rate_per_second) * dispatch.lease.as_secs_f64() / 4.0) as usize;
-    ahead.min(per_quarter_lease)
-}
-
 /// Every line system of the catalogue, by id.
 #[derive(Debug, Default)]
 pub struct Lines {
@@ -168,27 +297,14 @@ impl Lines {
             if let Err(reason) = &adapter {
                 tracing::warn!(system = %id, %reason, "line system unavailable on this node");
             }
-            let sender = adapter
-                .as_ref()
-                .ok()
-                .and_then(|a| LineSender::new(a.clone(), &limits));
-            let line = Line {
-                name: spec.name.to_string(),
-                kind: spec.kind.to_string(),
-                policy: RetryPolicy::for_limits(
-                    &limits,
-                    dispatch.backoff_base,
-                    dispatch.backoff_cap,
-                ),
-                breaker: CircuitBreaker::new(dispatch.breaker),
-                ahead: ahead_for(&limits, dispatch),
+            let line = Line::new(
+                id.clone(),
+                spec.name.to_string(),
+                spec.kind.to_string(),
                 limits,
                 adapter,
-                sender,
-                in_flight: AtomicUsize::new(0),
-                claimed: AtomicUsize::new(0),
-                id: id.clone(),
-            };
+                dispatch,
+            );
             lines.insert(id, Arc::new(line));
         }
         Self { lines }
@@ -202,23 +318,7 @@ impl Lines {
         let lines = adapters
             .into_iter()
             .map(|(id, kind, adapter, limits)| {
-                let line = Line {
-                    name: id.clone(),
-                    kind,
-                    policy: RetryPolicy::for_limits(
-                        &limits,
-                        dispatch.backoff_base,
-                        dispatch.backoff_cap,
-                    ),
-                    breaker: CircuitBreaker::new(dispatch.breaker),
-                    sender: LineSender::new(adapter.clone(), &limits),
-                    adapter: Ok(adapter),
-                    ahead: ahead_for(&limits, dispatch),
-                    limits,
-                    in_flight: AtomicUsize::new(0),
-                    claimed: AtomicUsize::new(0),
-                    id: id.clone(),
-                };
+                let line = Line::new(id.clone(), id.clone(), kind, limits, Ok(adapter), dispatch);
                 (id, Arc::new(line))
             })
             .collect();
@@ -244,6 +344,13 @@ impl Lines {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
+
+    /// Gives every system the share of the node ranked `rank` among `nodes` live nodes.
+    pub fn set_share(&self, rank: usize, nodes: usize) {
+        for line in self.lines.values() {
+            line.set_share(rank, nodes);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -254,23 +361,65 @@ mod tests {
 
     #[test]
     fn rate_limited_systems_claim_no_further_ahead_than_a_quarter_lease_allows() {
-        let dispatch = DispatchConfig {
-            lease: Duration::from_secs(20),
-            claim_ahead: 64,
-            ..DispatchConfig::default()
-        };
-        let unlimited = Limits::default();
-        assert_eq!(ahead_for(&unlimited, &dispatch), 64);
+        let lease = Duration::from_secs(20);
+        let ahead = |limits: &Limits, nodes| Share::of(limits, 0, nodes, 64, lease).ahead;
+        assert_eq!(ahead(&Limits::default(), 1), 64);
         let slow = Limits {
             rate_per_second: 5,
             ..Limits::default()
         };
         // 5/s × 20 s / 4 = 25 queued at most: the last one waits about 5 s for its turn.
-        assert_eq!(ahead_for(&slow, &dispatch), 25);
+        assert_eq!(ahead(&slow, 1), 25);
+        // Two nodes: 2.5/s each, so 12 each.
+        assert_eq!(ahead(&slow, 2), 12);
         let fast = Limits {
             rate_per_second: 1000,
             ..Limits::default()
         };
-        assert_eq!(ahead_for(&fast, &dispatch), 64);
+        assert_eq!(ahead(&fast, 1), 64);
+    }
+
+    #[test]
+    fn nodes_split_the_limits_so_the_parts_add_up_to_the_catalogue() {
+        let lease = Duration::from_secs(30);
+        for (max, nodes) in [(4, 3), (1, 3), (8, 2), (5, 5), (3, 7), (64, 1)] {
+            let limits = Limits {
+                max_in_flight: max,
+                rate_per_second: 10,
+                ..Limits::default()
+            };
+            let shares: Vec<Share> = (0..nodes)
+                .map(|rank| Share::of(&limits, rank, nodes, 16, lease))
+                .collect();
+            let total: usize = shares.iter().map(|s| s.max_in_flight).sum();
+            assert_eq!(total, max, "{max} over {nodes} nodes: {shares:?}");
+            let rate: f64 = shares.iter().filter_map(|s| s.rate_per_second).sum();
+            assert!((rate - 10.0).abs() < 1e-9, "{rate}");
+            let spread = shares.iter().map(|s| s.max_in_flight).max().unwrap_or(0)
+                - shares.iter().map(|s| s.max_in_flight).min().unwrap_or(0);
+            assert!(spread <= 1, "{shares:?}");
+        }
+        // A node without a part of a system claims none of its deliveries.
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let line = Line::new(
+            "L01".into(),
+            "L01".into(),
+            "rest".into(),
+            limits,
+            Err("no adapter in this test".into()),
+            &DispatchConfig::default(),
+        );
+        assert!(line.claim_window() > 1);
+        line.set_share(1, 3);
+        assert_eq!(line.share().max_in_flight, 0);
+        assert_eq!(line.claim_window(), 0);
+        line.set_share(0, 3);
+        assert_eq!(
+            line.claim_window(),
+            1 + DispatchConfig::default().claim_ahead
+        );
     }
 }

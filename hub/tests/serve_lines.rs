@@ -43,7 +43,7 @@ async fn every_system_gets_an_adapter_or_a_reason() {
     assert!(reason.contains("YIMEN_LINE_BASE_R01"), "{reason}");
 
     let r02 = lines.get("R02").unwrap();
-    assert!(r02.is_available() && r02.sender.is_some() && !r02.is_jump());
+    assert!(r02.is_available() && r02.sender().is_some() && !r02.is_jump());
     assert_eq!(r02.kind, "rest");
     assert_eq!(
         r02.limits.max_in_flight, 4,
@@ -96,8 +96,8 @@ async fn jump_and_file_systems_build_under_a_common_base() {
         );
     }
     let j01 = lines.get("J01").unwrap();
-    assert!(j01.is_jump() && j01.sender.is_none());
+    assert!(j01.is_jump() && j01.sender().is_none());
     let f01 = lines.get("F01").unwrap();
     assert_eq!(f01.kind, "file");
-    assert!(f01.sender.is_some());
+    assert!(f01.sender().is_some());
 }

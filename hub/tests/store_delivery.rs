@@ -24,7 +24,35 @@ store_suite!(
     dead_letters_are_listed_and_replayed,
     complete_many_fails_only_lost_items,
     extend_leases_renews_held_ones_and_names_the_lost,
+    live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old,
 );
+
+/// The heartbeat list the nodes split each system's limits by.
+async fn live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old(db: &TestDb) {
+    let store = db.store.as_ref();
+    // Seconds from the epoch; "live" means seen in the last 20.
+    let beat = |node: &'static str, now: i64| async move {
+        store
+            .node_heartbeat(node, at(now), at(now - 20))
+            .await
+            .unwrap()
+    };
+    assert_eq!(beat("b", 100).await, ["b"]);
+    assert_eq!(beat("a", 105).await, ["a", "b"]);
+    assert_eq!(beat("c", 110).await, ["a", "b", "c"]);
+    // b last beat at 100: at 121 it is gone, a and c remain.
+    assert_eq!(beat("a", 121).await, ["a", "c"]);
+    // b comes back.
+    assert_eq!(beat("b", 122).await, ["a", "b", "c"]);
+    // A clean stop leaves at once.
+    store.node_leave("c").await.unwrap();
+    assert_eq!(beat("a", 123).await, ["a", "b"]);
+    // The asking node is always listed.
+    assert_eq!(
+        store.node_heartbeat("z", at(50), at(200)).await.unwrap(),
+        ["z"]
+    );
+}
 
 const LEASE: Duration = Duration::from_secs(30);
 

@@ -216,6 +216,18 @@ where
     }
 }
 
+/// `GET url` with the test API key; the JSON answer (an error status is an error).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    Ok(client
+        .get(url)
+        .bearer_auth(API_KEY)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for restarting a child on the
 /// same address).
 pub fn free_port() -> Result<u16> {

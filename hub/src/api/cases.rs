@@ -114,6 +114,7 @@ pub async fn systems(
         .lines
         .iter()
         .map(|line| {
+            let share = line.share();
             let c = counters
                 .iter()
                 .find(|c| c.system_id == line.id)
@@ -133,6 +134,12 @@ pub async fn systems(
                 "in_flight_here": line.in_flight(),
                 "claimed_here": line.claimed(),
                 "breaker": line.breaker.state().as_str(),
+                // This node's part of the system's limits, split between the live nodes.
+                "share_here": {
+                    "nodes": share.nodes,
+                    "max_in_flight": share.max_in_flight,
+                    "rate_per_second": share.rate_per_second,
+                },
             })
         })
         .collect();

@@ -62,7 +62,7 @@ pub async fn run_attempt(
             }
         };
     }
-    let (Some(sender), Some(deliver)) = (&line.sender, adapter.as_deliver()) else {
+    let (Some(sender), Some(deliver)) = (line.sender(), adapter.as_deliver()) else {
         let outcome = DeliveryOutcome::Rejected {
             reason: format!("adapter kind {} cannot deliver documents", line.kind),
             excerpt: String::new(),

@@ -40,7 +40,9 @@ pub use sender::LineSender;
 
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};
-use crate::store::{ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken, Store};
+use crate::store::{
+    Backend, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken, Store,
+};
 
 /// A delivery changed state on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +140,19 @@ impl Dispatcher {
             self.config.lease,
             keeper_stop.clone(),
         ));
+        // Nodes on one PostgreSQL split each system's limits; an SQLite file has one node.
+        let sharing = if self.store.backend() == Backend::Postgres {
+            let share = ShareLimits {
+                store: self.store.clone(),
+                lines: self.lines.clone(),
+                node_id: self.node_id.clone(),
+                lease: self.config.lease,
+            };
+            share.beat().await;
+            Some(tokio::spawn(share.run(keeper_stop.clone())))
+        } else {
+            None
+        };
         let mut running = JoinSet::new();
         while !shutdown.is_cancelled() {
             while running.try_join_next().is_some() {}
@@ -177,6 +192,9 @@ impl Dispatcher {
         let _ = completer.await;
         keeper_stop.cancel();
         let _ = keeper.await;
+        if let Some(sharing) = sharing {
+            let _ = sharing.await;
+        }
     }
 
     /// Claims what the breakers and claim windows allow; gives back unused probes. Each
@@ -274,6 +292,43 @@ async fn attempt_task(
         tracing::error!("completer gone; the lease will expire and the delivery be reclaimed");
     }
     wake.notify_one();
+}
+
+/// This node's heartbeat in the store, and the limits it takes from the list of live nodes.
+struct ShareLimits {
+    store: Arc<dyn Store>,
+    lines: Arc<Lines>,
+    node_id: String,
+    lease: std::time::Duration,
+}
+
+impl ShareLimits {
+    /// Beats each third of the lease (a node is live while its last beat is younger than a
+    /// lease, as long as its leases last); leaves the list at `stop`.
+    async fn run(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(self.lease / 3) => self.beat().await,
+            }
+        }
+        if let Err(error) = self.store.node_leave(&self.node_id).await {
+            tracing::warn!(%error, "could not leave the list of live nodes; it expires after a lease");
+        }
+    }
+
+    async fn beat(&self) {
+        let now = Timestamp::now();
+        let since = now.checked_sub(self.lease).unwrap_or(now);
+        match self.store.node_heartbeat(&self.node_id, now, since).await {
+            Ok(live) => {
+                let rank = live.iter().position(|n| *n == self.node_id).unwrap_or(0);
+                self.lines.set_share(rank, live.len());
+            }
+            // The last share stays: the other nodes keep this one live for a lease.
+            Err(error) => tracing::warn!(%error, "node heartbeat failed; limits unchanged"),
+        }
+    }
 }
 
 /// Renews every held lease each third of the lease, until `stop`.

@@ -38,16 +38,24 @@ impl LineSender {
     /// Builds the send path for an adapter that delivers; `None` for kinds that do not (jump).
     /// Must be called inside a tokio runtime (the buffer runs a worker task).
     pub fn new(adapter: Arc<dyn Adapter>, limits: &Limits) -> Option<Self> {
+        let rate = (limits.rate_per_second > 0)
+            .then(|| (u64::from(limits.rate_per_second), Duration::from_secs(1)));
+        Self::with_limits(adapter, limits, limits.max_in_flight, rate)
+    }
+
+    /// Like [`Self::new`] with this node's share of the system's limits: at most `max_in_flight`
+    /// attempts at once and, when set, `rate = (n, per)`: `n` starts per `per`.
+    pub fn with_limits(
+        adapter: Arc<dyn Adapter>,
+        limits: &Limits,
+        max_in_flight: usize,
+        rate: Option<(u64, Duration)>,
+    ) -> Option<Self> {
         adapter.as_deliver()?;
         let safety_timeout = limits.connect_timeout() + limits.request_timeout() * 2;
-        let rate = (limits.rate_per_second > 0).then(|| {
-            tower::limit::RateLimitLayer::new(
-                u64::from(limits.rate_per_second),
-                Duration::from_secs(1),
-            )
-        });
+        let rate = rate.map(|(n, per)| tower::limit::RateLimitLayer::new(n.max(1), per));
         let inner = ServiceBuilder::new()
-            .concurrency_limit(limits.max_in_flight.max(1))
+            .concurrency_limit(max_in_flight.max(1))
             .option_layer(rate)
             .timeout(safety_timeout)
             .service_fn(move |request: DeliveryRequest| {
@@ -64,7 +72,7 @@ impl LineSender {
                 }
             });
         let boxed = BoxService::new(inner);
-        let service = Buffer::new(boxed, limits.max_in_flight.max(1) * 2);
+        let service = Buffer::new(boxed, max_in_flight.max(1) * 2);
         Some(Self {
             service,
             safety_timeout,

@@ -167,6 +167,20 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
         until: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
 
+    /// Records that `node_id` is alive at `now` and returns the ids of the live nodes (seen at or
+    /// after `live_since`, this one included), in id order. The nodes sharing a store split each
+    /// line system's limits by this list; rows of nodes gone for a day are removed.
+    async fn node_heartbeat(
+        &self,
+        node_id: &str,
+        now: Timestamp,
+        live_since: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Removes `node_id` from the live nodes (a clean stop), so the others take its share of
+    /// the limits at their next heartbeat instead of after a lease.
+    async fn node_leave(&self, node_id: &str) -> Result<(), StoreError>;
+
     /// Records the attempt's outcome and moves the delivery on, if `lease` is still held
     /// (an expired but unclaimed lease still counts as held). Returns the new state.
     async fn complete(

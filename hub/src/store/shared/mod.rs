@@ -197,6 +197,25 @@ macro_rules! impl_store {
                 self.do_extend_leases(leases, until).await
             }
 
+            async fn node_heartbeat(
+                &self,
+                node_id: &str,
+                now: jiff::Timestamp,
+                live_since: jiff::Timestamp,
+            ) -> Result<Vec<String>, StoreError> {
+                self.do_node_heartbeat(node_id, now, live_since).await
+            }
+
+            async fn node_leave(&self, node_id: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+                    .bind(node_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn complete(
                 &self,
                 lease: &LeaseToken,

@@ -4,6 +4,39 @@
 macro_rules! operate_ops {
     ($store:ty, $db:ty) => {
         impl $store {
+            async fn do_node_heartbeat(
+                &self,
+                node_id: &str,
+                now: jiff::Timestamp,
+                live_since: jiff::Timestamp,
+            ) -> Result<Vec<String>, StoreError> {
+                const GONE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+                let forget = shared::micros(now) - i64::try_from(GONE.as_micros()).unwrap_or(0);
+                let now = shared::micros(now);
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO nodes (node_id, started_at, seen_at) VALUES ($1, $2, $2)
+                     ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at",
+                )
+                .bind(node_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM nodes WHERE seen_at < $1")
+                    .bind(forget)
+                    .execute(&mut *tx)
+                    .await?;
+                let live: Vec<String> = sqlx::query_scalar(
+                    "SELECT node_id FROM nodes WHERE seen_at >= $1 OR node_id = $2 ORDER BY node_id",
+                )
+                .bind(shared::micros(live_since))
+                .bind(node_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(live)
+            }
+
             async fn do_replay(
                 &self,
                 selector: &ReplaySelector,
