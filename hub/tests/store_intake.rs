@@ -18,7 +18,65 @@ store_suite!(
     search_by_number_id_number_and_credit_code,
     counters_and_backlog,
     reopening_applies_no_migration_twice,
+    cancelled_inserts_leave_whole_cases_or_nothing,
 );
+
+/// The case is stored with `targets` deliveries, each with its payload.
+async fn assert_whole(store: &dyn yimen_hub::store::Store, case_id: &str, targets: usize) {
+    let record = store.get_case(case_id).await.unwrap().unwrap();
+    assert_eq!(record.deliveries.len(), targets, "case {case_id}");
+    for delivery in &record.deliveries {
+        assert!(
+            store
+                .get_payload(&delivery.delivery_id)
+                .await
+                .unwrap()
+                .is_some(),
+            "case {case_id}: payload of {}",
+            delivery.system_id
+        );
+    }
+}
+
+/// Callers that give up at every possible moment (the future dropped after 0…N polls, while
+/// other inserts run) leave each case stored whole or not at all, and the store goes on.
+async fn cancelled_inserts_leave_whole_cases_or_nothing(db: &TestDb) {
+    use std::time::Duration;
+    let store = db.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..120u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let number = format!("CANCEL-{i}");
+            let insert = store.insert_case(case(&number, &["L01", "L02"]));
+            // Give up after a different moment each time, from at once to never.
+            let _ = tokio::time::timeout(Duration::from_micros(i * i * 7), insert).await;
+            number
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        let number = task.await.unwrap();
+        // Asking again tells whether the first attempt was kept; either way it is whole.
+        let case_id = match store
+            .insert_case(case(&number, &["L01", "L02"]))
+            .await
+            .unwrap()
+        {
+            InsertOutcome::Existing { case_id } => {
+                stored += 1;
+                case_id
+            }
+            InsertOutcome::Created { case_id, .. } => case_id,
+            other => panic!("{number}: {other:?}"),
+        };
+        assert_whole(store.as_ref(), &case_id, 2).await;
+    }
+    assert!(
+        stored > 0,
+        "some inserts finished before their caller gave up"
+    );
+}
 
 async fn insert_then_same_then_different(db: &TestDb) {
     let store = &db.store;
@@ -173,17 +231,7 @@ async fn one_batch_answers_repeats_and_earlier_numbers(db: &TestDb) {
     let (other, _) = created(5);
     assert_ne!(other, r1);
     created(6);
-    let record = store.get_case(&r1).await.unwrap().unwrap();
-    assert_eq!(record.deliveries.len(), 3);
-    for delivery in &record.deliveries {
-        assert!(
-            store
-                .get_payload(&delivery.delivery_id)
-                .await
-                .unwrap()
-                .is_some()
-        );
-    }
+    assert_whole(store.as_ref(), &r1, 3).await;
     // R-0, R-1 (3 targets), R-1 of the other client, R-2.
     assert_eq!(store.count_backlog().await.unwrap(), 6);
     let created_feed = store

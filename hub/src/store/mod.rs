@@ -32,6 +32,7 @@ mod postgres;
 mod records;
 mod shared;
 mod sqlite;
+mod sqlite_group;
 mod sync_records;
 pub(crate) mod sync_sql;
 mod types;
@@ -102,6 +103,12 @@ pub enum StoreError {
     #[error("intake batch failed: {detail}")]
     BatchFailed {
         /// The batch's error.
+        detail: String,
+    },
+    /// The shared commit of the writes this one was grouped with failed; nothing was stored.
+    #[error("group commit failed: {detail}")]
+    GroupCommitFailed {
+        /// The commit's error.
         detail: String,
     },
     /// The store (or its intake writer) was closed.

@@ -63,8 +63,36 @@ impl PostgresStore {
         &self.writer
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        Ok(self.writer.begin().await?)
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx(self.writer.begin().await?))
+    }
+}
+
+/// One write: a transaction of its own (PostgreSQL groups concurrent commits itself).
+#[derive(Debug)]
+pub(crate) struct WriteTx(sqlx::Transaction<'static, sqlx::Postgres>);
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+
+    async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
     }
 }
 

@@ -1,13 +1,14 @@
 //! The embedded SQLite backend: one file `yimen.db` in the data folder, WAL journal.
 //!
 //! Durability: `synchronous=FULL` in WAL mode fsyncs the log at every commit, so a commit that
-//! returned survives a crash of the process and of the machine. Its cost is paid once per
-//! transaction, which is why intake batches cases ([`super::IntakeBatcher`]).
+//! returned survives a crash of the process and of the machine.
 //!
-//! Concurrency: all writes go through one pooled connection (`max_connections = 1`), each in
-//! `BEGIN IMMEDIATE`, so writers queue in the pool instead of spinning on `SQLITE_BUSY`, and a
-//! claim's read-then-update cannot interleave with another writer. Reads use a separate pool
-//! and see the last committed state (WAL readers do not block the writer).
+//! Concurrency: all writes go through one pooled connection (`max_connections = 1`). Writes are
+//! group-committed ([`super::sqlite_group`]): each runs in a savepoint of a shared `BEGIN
+//! IMMEDIATE` transaction, and the writes queued meanwhile (intake batches, claims,
+//! completions, status writes) share one commit and one fsync. A write returns only after its
+//! group committed, and a write that fails is undone alone. Reads use a separate pool and see
+//! the last committed state (WAL readers do not block the writer).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 };
 
 use super::shared;
+use super::sqlite_group::{GroupWriter, WriteTx};
 use super::*;
 
 /// The SQLite migrations, applied at open.
@@ -31,6 +33,7 @@ pub const SQLITE_FILE: &str = "yimen.db";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
+    group: GroupWriter,
     reader: SqlitePool,
     path: PathBuf,
 }
@@ -66,6 +69,7 @@ impl SqliteStore {
             .await?;
         tracing::info!(path = %path.display(), "sqlite store open");
         Ok(Self {
+            group: GroupWriter::new(writer.clone()),
             writer,
             reader,
             path,
@@ -84,6 +88,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30)))
     }
 
+    /// Group commits made since the store was opened; each made a group of writes durable.
+    pub fn commits(&self) -> u64 {
+        self.group.commits()
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -94,8 +103,9 @@ impl SqliteStore {
         &self.writer
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// One write in the current commit group (see [`super::sqlite_group`]).
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.group.begin().await
     }
 }
 

@@ -11,7 +11,7 @@ macro_rules! claim_ops {
         impl $store {
             /// Due candidates `(id, system_id)`, at most `limit` and each system's cap.
             async fn due_candidates(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut WriteTx,
                 now: i64,
                 limit: usize,
                 caps: &ClaimCaps,

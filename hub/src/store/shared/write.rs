@@ -9,7 +9,7 @@ macro_rules! write_ops {
             /// is taken here, last, after every row lock: a transaction holding it never waits
             /// for a row, so it cannot be part of a deadlock, and commit order is cursor order.
             async fn commit_with(
-                mut tx: sqlx::Transaction<'_, $db>,
+                mut tx: WriteTx,
                 feed: shared::Feed,
             ) -> Result<(), StoreError> {
                 if !feed.is_empty() {
@@ -467,7 +467,7 @@ macro_rules! write_ops {
             /// The state of one delivery, or `DeliveryNotFound`.
             async fn current_state(
                 &self,
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut WriteTx,
                 delivery_id: &str,
             ) -> Result<DeliveryState, StoreError> {
                 let state: Option<String> =
