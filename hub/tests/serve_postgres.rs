@@ -6,6 +6,8 @@
 
 mod serve_support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use serve_support::{Backend, Hub, case, postgres_admin};
 use wiremock::matchers::{method, path};
@@ -43,4 +45,66 @@ async fn a_case_is_delivered_to_every_target_on_postgres() {
     let (_, health) = hub.get("/healthz").await;
     assert_eq!(health["store"], "postgres");
     hub.stop().await;
+}
+
+/// Node A's sends to R01 fail and open its breaker; node B, whose own sends only hang (and whose
+/// threshold it never reaches), opens its R01 breaker too within a heartbeat, from the shared
+/// record, and shows it in `/v1/systems`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opened_on_one_node_opens_on_the_others() {
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let failing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/R01/api/cases"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&failing)
+        .await;
+    let hanging = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/R01/api/cases"))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(60)))
+        .mount(&hanging)
+        .await;
+    let a = Hub::start_on(Backend::Postgres(admin), &failing.uri(), |c| {
+        c.node_id = "node-a".to_owned();
+        c.dispatch.lease = Duration::from_secs(3);
+        c.dispatch.breaker.failure_threshold = 3;
+        c.dispatch.breaker.cool_down = Duration::from_secs(3600);
+    })
+    .await;
+    let b = Hub::start_on(
+        Backend::Shared(a.database_url().unwrap()),
+        &hanging.uri(),
+        |c| {
+            c.node_id = "node-b".to_owned();
+            c.dispatch.lease = Duration::from_secs(3);
+            c.dispatch.breaker.failure_threshold = 1_000_000;
+        },
+    )
+    .await;
+    for n in 0..8 {
+        let mut case = case(&format!("BRK-{n}"));
+        case["matter"]["code"] = json!("TEST-SINGLE-0002");
+        assert_eq!(a.submit(&case).await.status(), 202);
+    }
+    for (node, within) in [(&a, 20), (&b, 5)] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(within);
+        loop {
+            let r01 = node.system("R01").await;
+            if r01["breaker"] == "open" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "R01's breaker not open on {} within {within} s: {r01}",
+                node.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    b.stop().await;
+    a.stop().await;
 }

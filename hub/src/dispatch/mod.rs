@@ -33,7 +33,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 pub use attempt::{not_sent, request, run_attempt};
-pub use breaker::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
+pub use breaker::{Admission, BreakerConfig, BreakerNews, BreakerState, CircuitBreaker};
 pub use decide::{AttemptContext, Health, decide, stored_receipt};
 pub use policy::{Next, RetryPolicy};
 pub use sender::LineSender;
@@ -140,9 +140,10 @@ impl Dispatcher {
             self.config.lease,
             keeper_stop.clone(),
         ));
-        // Nodes on one PostgreSQL split each system's limits; an SQLite file has one node.
+        // Nodes on one PostgreSQL split each system's limits and share its breaker; an SQLite
+        // file has one node.
         let sharing = if self.store.backend() == Backend::Postgres {
-            let share = ShareLimits {
+            let share = NodeSync {
                 store: self.store.clone(),
                 lines: self.lines.clone(),
                 node_id: self.node_id.clone(),
@@ -294,15 +295,17 @@ async fn attempt_task(
     wake.notify_one();
 }
 
-/// This node's heartbeat in the store, and the limits it takes from the list of live nodes.
-struct ShareLimits {
+/// This node's heartbeat in the store: the limits it takes from the list of live nodes, and the
+/// breakers it shares with them (opened here → recorded; opened elsewhere → opened here too, so
+/// a failing line system is left alone by every node, not only by the ones that hit it).
+struct NodeSync {
     store: Arc<dyn Store>,
     lines: Arc<Lines>,
     node_id: String,
     lease: std::time::Duration,
 }
 
-impl ShareLimits {
+impl NodeSync {
     /// Beats each third of the lease (a node is live while its last beat is younger than a
     /// lease, as long as its leases last); leaves the list at `stop`.
     async fn run(self, stop: CancellationToken) {
@@ -327,6 +330,36 @@ impl ShareLimits {
             }
             // The last share stays: the other nodes keep this one live for a lease.
             Err(error) => tracing::warn!(%error, "node heartbeat failed; limits unchanged"),
+        }
+        self.share_breakers(now).await;
+    }
+
+    async fn share_breakers(&self, now: Timestamp) {
+        for line in self.lines.iter() {
+            let Some(news) = line.breaker.take_news() else {
+                continue;
+            };
+            let until = match news {
+                BreakerNews::Opened { until } => Some(until),
+                BreakerNews::Closed => None,
+            };
+            if let Err(error) = self
+                .store
+                .share_breaker(&line.id, &self.node_id, until)
+                .await
+            {
+                tracing::warn!(%error, system = %line.id, "could not share a breaker change");
+            }
+        }
+        match self.store.open_breakers(now).await {
+            Ok(open) => {
+                for (system, until) in open {
+                    if let Some(line) = self.lines.get(&system) {
+                        line.breaker.open_from_peer(until);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the shared breakers"),
         }
     }
 }

@@ -188,6 +188,18 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// the limits at their next heartbeat instead of after a lease.
     async fn node_leave(&self, node_id: &str) -> Result<(), StoreError>;
 
+    /// Shares a breaker change of this node: `Some(until)` opened (kept until the latest of the
+    /// known ends), `None` closed by a send that reached the line system.
+    async fn share_breaker(
+        &self,
+        system_id: &str,
+        node_id: &str,
+        open_until: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+
+    /// Breakers some node opened that are still open at `now`: `(system id, open until)`.
+    async fn open_breakers(&self, now: Timestamp) -> Result<Vec<(String, Timestamp)>, StoreError>;
+
     /// Records the attempt's outcome and moves the delivery on, if `lease` is still held
     /// (an expired but unclaimed lease still counts as held). Returns the new state.
     async fn complete(

@@ -45,6 +45,8 @@ pub enum Backend {
     Sqlite,
     /// A fresh database on this PostgreSQL server (admin URL).
     Postgres(String),
+    /// Another node's database (its URL); the node that created it drops it.
+    Shared(String),
 }
 
 /// The PostgreSQL admin URL to test against, if a server answers.
@@ -105,6 +107,7 @@ impl Hub {
                     Some((admin, name)),
                 )
             }
+            Backend::Shared(url) => (StoreLocation::Postgres(url), None),
         };
         let mut config = ServeConfig::new(store, data.path().to_path_buf(), fixture_mappings());
         config.node_id = "test-node".to_owned();
@@ -191,6 +194,27 @@ impl Hub {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The URL of the PostgreSQL database this node created, for a second node to share it.
+    pub fn database_url(&self) -> Option<String> {
+        let (admin, name) = self.database.as_ref()?;
+        let mut url = url::Url::parse(admin).ok()?;
+        url.set_path(name);
+        Some(url.to_string())
+    }
+
+    /// The system's entry in `/v1/systems`.
+    pub async fn system(&self, id: &str) -> Value {
+        let (status, systems) = self.get("/v1/systems").await;
+        assert_eq!(status, 200);
+        systems["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap()
     }
 
     /// Stops the node gracefully and drops its database.
