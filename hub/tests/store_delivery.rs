@@ -25,7 +25,54 @@ store_suite!(
     complete_many_fails_only_lost_items,
     extend_leases_renews_held_ones_and_names_the_lost,
     live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old,
+    shared_breakers_keep_the_latest_end_and_close_only_when_it_passed,
 );
+
+async fn shared_breakers_keep_the_latest_end_and_close_only_when_it_passed(db: &TestDb) {
+    let store = db.store.as_ref();
+    assert!(store.open_breakers(at(0)).await.unwrap().is_empty());
+    store
+        .share_breaker("L01", "a", Some(at(30)), at(0))
+        .await
+        .unwrap();
+    store
+        .share_breaker("L01", "b", Some(at(20)), at(1))
+        .await
+        .unwrap();
+    store
+        .share_breaker("L02", "b", Some(at(10)), at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.open_breakers(at(5)).await.unwrap(),
+        [("L01".to_owned(), at(30)), ("L02".to_owned(), at(10))],
+        "the later end wins"
+    );
+    assert_eq!(
+        store.open_breakers(at(10)).await.unwrap(),
+        [("L01".to_owned(), at(30))],
+        "an end that passed is not open"
+    );
+    // A node closing its breaker before the recorded end leaves the record; after it, removes it.
+    store.share_breaker("L01", "b", None, at(12)).await.unwrap();
+    assert_eq!(store.open_breakers(at(12)).await.unwrap().len(), 1);
+    store
+        .share_breaker("L01", "a", Some(at(60)), at(31))
+        .await
+        .unwrap();
+    store.share_breaker("L01", "b", None, at(31)).await.unwrap();
+    assert_eq!(
+        store.open_breakers(at(31)).await.unwrap(),
+        [("L01".to_owned(), at(60))],
+        "a newer opening outlives an older one's closing"
+    );
+    store.share_breaker("L01", "a", None, at(61)).await.unwrap();
+    assert_eq!(
+        store.open_breakers(at(0)).await.unwrap(),
+        [("L02".to_owned(), at(10))],
+        "L01's record removed, L02's kept"
+    );
+}
 
 /// The heartbeat list the nodes split each system's limits by.
 async fn live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old(db: &TestDb) {

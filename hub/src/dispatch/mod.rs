@@ -345,7 +345,7 @@ impl NodeSync {
             };
             if let Err(error) = self
                 .store
-                .share_breaker(&line.id, &self.node_id, until)
+                .share_breaker(&line.id, &self.node_id, until, now)
                 .await
             {
                 tracing::warn!(%error, system = %line.id, "could not share a breaker change");

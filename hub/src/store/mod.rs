@@ -188,13 +188,15 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// the limits at their next heartbeat instead of after a lease.
     async fn node_leave(&self, node_id: &str) -> Result<(), StoreError>;
 
-    /// Shares a breaker change of this node: `Some(until)` opened (kept until the latest of the
-    /// known ends), `None` closed by a send that reached the line system.
+    /// Shares a breaker change of this node at `now`: `Some(until)` opened (the record keeps the
+    /// latest of the known ends), `None` closed by a send that reached the line system (the
+    /// record goes if its end has passed; a later opening by another node stays).
     async fn share_breaker(
         &self,
         system_id: &str,
         node_id: &str,
         open_until: Option<Timestamp>,
+        now: Timestamp,
     ) -> Result<(), StoreError>;
 
     /// Breakers some node opened that are still open at `now`: `(system id, open until)`.

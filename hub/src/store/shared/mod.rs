@@ -211,6 +211,7 @@ macro_rules! impl_store {
                 system_id: &str,
                 node_id: &str,
                 open_until: Option<jiff::Timestamp>,
+                now: jiff::Timestamp,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 match open_until {
@@ -229,10 +230,13 @@ macro_rules! impl_store {
                         .await?;
                     }
                     None => {
-                        sqlx::query("DELETE FROM breakers WHERE system_id = $1")
-                            .bind(system_id)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "DELETE FROM breakers WHERE system_id = $1 AND open_until <= $2",
+                        )
+                        .bind(system_id)
+                        .bind(shared::micros(now))
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
                 tx.commit().await?;
