@@ -53,9 +53,21 @@ impl Group {
         let Some(tx) = self.tx.as_mut() else {
             return;
         };
-        let undone = sqlx::query("ROLLBACK TO yimen_write; RELEASE yimen_write")
+        let undone = match sqlx::query("ROLLBACK TO yimen_write")
             .execute(&mut **tx)
-            .await;
+            .await
+        {
+            Ok(_) => sqlx::query("RELEASE yimen_write")
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+            // The write left before its savepoint opened, or after it was released whole:
+            // nothing of it is half done.
+            Err(sqlx::Error::Database(error)) if error.message().contains("no such savepoint") => {
+                Ok(())
+            }
+            Err(error) => Err(error),
+        };
         if let Err(error) = undone {
             tracing::error!(%error, members = self.waiters.len(), "write group abandoned");
             self.finish(Err(format!("undoing a failed write: {error}")))
@@ -120,21 +132,32 @@ impl GroupWriter {
     }
 
     /// Starts one write inside the current group.
+    ///
+    /// Joining changes the group (an undo, a transaction opened, a savepoint set), so it runs in
+    /// a task of its own: a caller that gives up midway cannot leave it half done. A write whose
+    /// caller stopped waiting is dropped when the task ends, and so undone.
     pub(crate) async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let mut guard = self.group.clone().lock_owned().await;
-        guard.settle().await;
-        if guard.tx.is_none() {
-            guard.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
-        }
-        let mut write = WriteTx {
-            guard,
-            group: self.group.clone(),
-            open: true,
-        };
-        sqlx::query("SAVEPOINT yimen_write")
-            .execute(&mut *write)
-            .await?;
-        Ok(write)
+        let group = self.group.clone();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut guard = group.clone().lock_owned().await;
+            guard.settle().await;
+            if guard.tx.is_none() {
+                guard.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+            }
+            let mut write = WriteTx {
+                guard,
+                group,
+                open: false,
+            };
+            sqlx::query("SAVEPOINT yimen_write")
+                .execute(&mut *write)
+                .await?;
+            write.open = true;
+            Ok(write)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -149,8 +172,19 @@ pub(crate) struct WriteTx {
 }
 
 impl WriteTx {
-    /// Keeps this write and returns once the group holding it committed.
-    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+    /// Keeps this write and returns once the group holding it committed. Releasing the
+    /// savepoint and enlisting run in a task of their own, like joining.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        let answer = tokio::spawn(self.enlist())
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|detail| StoreError::GroupCommitFailed { detail })
+    }
+
+    async fn enlist(mut self) -> Result<oneshot::Receiver<Outcome>, StoreError> {
         sqlx::query("RELEASE yimen_write")
             .execute(&mut *self)
             .await?;
@@ -163,19 +197,24 @@ impl WriteTx {
         if first {
             tokio::spawn(async move { group.lock_owned().await.commit().await });
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(|detail| StoreError::GroupCommitFailed { detail })
+        Ok(answer)
     }
 
     /// Undoes this write; the rest of the group is untouched.
-    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
-        sqlx::query("ROLLBACK TO yimen_write; RELEASE yimen_write")
-            .execute(&mut *self)
-            .await?;
-        self.open = false;
-        Ok(())
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        tokio::spawn(async move {
+            let mut write = self;
+            sqlx::query("ROLLBACK TO yimen_write")
+                .execute(&mut *write)
+                .await?;
+            sqlx::query("RELEASE yimen_write")
+                .execute(&mut *write)
+                .await?;
+            write.open = false;
+            Ok(())
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 }
 
