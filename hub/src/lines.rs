@@ -39,6 +39,7 @@ pub struct Line {
     /// The adapter, or why it could not be built.
     pub adapter: Result<Arc<dyn Adapter>, String>,
     in_flight: AtomicUsize,
+    sending: Arc<AtomicUsize>,
     claimed: AtomicUsize,
     claim_ahead: usize,
     lease: Duration,
@@ -114,12 +115,14 @@ impl Line {
     ) -> Self {
         // Alone until the first heartbeat says otherwise.
         let share = Share::of(&limits, 0, 1, dispatch.claim_ahead, dispatch.lease);
+        let sending = Arc::new(AtomicUsize::new(0));
         let sender = adapter.as_ref().ok().and_then(|a| {
             LineSender::with_limits(
                 a.clone(),
                 &limits,
                 share.max_in_flight,
                 share.rate_limit(&limits),
+                sending.clone(),
             )
         });
         Self {
@@ -131,6 +134,7 @@ impl Line {
             limits,
             adapter,
             in_flight: AtomicUsize::new(0),
+            sending,
             claimed: AtomicUsize::new(0),
             claim_ahead: dispatch.claim_ahead,
             lease: dispatch.lease,
@@ -138,9 +142,15 @@ impl Line {
         }
     }
 
-    /// Attempts of this system running on this node now.
+    /// Attempts of this system running on this node now: sending, or waiting in the send path
+    /// for a slot or for the rate.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Attempts of this system past its limits on this node, talking to the line system now.
+    pub fn sending(&self) -> usize {
+        self.sending.load(Ordering::Acquire)
     }
 
     /// Deliveries of this system claimed by this node and not finished yet (sending or waiting
@@ -192,6 +202,7 @@ impl Line {
                 &self.limits,
                 share.max_in_flight,
                 share.rate_limit(&self.limits),
+                self.sending.clone(),
             );
         }
         tracing::info!(

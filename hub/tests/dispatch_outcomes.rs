@@ -240,6 +240,23 @@ async fn deliveries_waiting_for_a_slot_keep_their_lease() {
     for n in 0..12 {
         ids.push(submit(&hub, &format!("W-{n}")).await);
     }
+    // Meanwhile operators see at most the 4 slots talking to R01 and the rest waiting.
+    let mut most = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r01 = hub.system("R01").await;
+        let sending = r01["in_flight_here"].as_u64().unwrap();
+        let waiting = r01["waiting_here"].as_u64().unwrap();
+        assert!(sending <= 4, "{r01}");
+        most = (most.0.max(sending), most.1.max(waiting));
+        if r01["delivered"] == 12 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r01}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most.0, 4, "every slot used");
+    assert!(most.1 > 0, "some attempts waited for a slot");
     for id in &ids {
         let case = hub.until_targets(id, "delivered").await;
         assert_eq!(case["targets"][0]["attempts"], 1, "{case}");

@@ -131,7 +131,10 @@ pub async fn systems(
                 "delivered": c.delivered,
                 "dead": c.dead,
                 "awaiting_clerk": c.awaiting_clerk,
-                "in_flight_here": line.in_flight(),
+                // Talking to the line system now (within this node's share of the limits), and
+                // started but waiting in the send path for a slot or for the rate.
+                "in_flight_here": line.sending(),
+                "waiting_here": line.in_flight().saturating_sub(line.sending()),
                 "claimed_here": line.claimed(),
                 "breaker": line.breaker.state().as_str(),
                 // This node's part of the system's limits, split between the live nodes.

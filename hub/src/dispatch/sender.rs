@@ -7,6 +7,7 @@
 //! `Ambiguous`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -40,16 +41,18 @@ impl LineSender {
     pub fn new(adapter: Arc<dyn Adapter>, limits: &Limits) -> Option<Self> {
         let rate = (limits.rate_per_second > 0)
             .then(|| (u64::from(limits.rate_per_second), Duration::from_secs(1)));
-        Self::with_limits(adapter, limits, limits.max_in_flight, rate)
+        Self::with_limits(adapter, limits, limits.max_in_flight, rate, Arc::default())
     }
 
     /// Like [`Self::new`] with this node's share of the system's limits: at most `max_in_flight`
-    /// attempts at once and, when set, `rate = (n, per)`: `n` starts per `per`.
+    /// attempts at once and, when set, `rate = (n, per)`: `n` starts per `per`. `sending` counts
+    /// the attempts past the limits, talking to the line system now.
     pub fn with_limits(
         adapter: Arc<dyn Adapter>,
         limits: &Limits,
         max_in_flight: usize,
         rate: Option<(u64, Duration)>,
+        sending: Arc<AtomicUsize>,
     ) -> Option<Self> {
         adapter.as_deliver()?;
         let safety_timeout = limits.connect_timeout() + limits.request_timeout() * 2;
@@ -60,7 +63,9 @@ impl LineSender {
             .timeout(safety_timeout)
             .service_fn(move |request: DeliveryRequest| {
                 let adapter = adapter.clone();
+                let sending = Sending::start(&sending);
                 async move {
+                    let _sending = sending;
                     let outcome = match adapter.as_deliver() {
                         Some(deliver) => deliver.deliver(&request).await,
                         None => DeliveryOutcome::Rejected {
@@ -90,6 +95,22 @@ impl LineSender {
                 .oneshot(request)
                 .map(move |result| classify(result, safety_timeout)),
         )
+    }
+}
+
+/// One attempt past the limits; counted until it ends (or is dropped on the safety timeout).
+struct Sending(Arc<AtomicUsize>);
+
+impl Sending {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
