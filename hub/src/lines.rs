@@ -92,15 +92,28 @@ impl Share {
         }
     }
 
-    /// The rate as the send path's rate limit takes it: `n` starts per `per`.
-    fn rate_limit(&self, limits: &Limits) -> Option<(u64, Duration)> {
-        (limits.rate_per_second > 0).then(|| {
+    /// The send path to `adapter` within this share; `None` for kinds that do not deliver.
+    /// The rate is given to the rate limit as `rate_per_second` starts per `nodes` seconds.
+    fn send_path(
+        &self,
+        adapter: &Arc<dyn Adapter>,
+        limits: &Limits,
+        sending: &Arc<AtomicUsize>,
+    ) -> Option<LineSender> {
+        let rate = (limits.rate_per_second > 0).then(|| {
             let nodes = u32::try_from(self.nodes).unwrap_or(u32::MAX);
             (
                 u64::from(limits.rate_per_second),
                 Duration::from_secs(1) * nodes,
             )
-        })
+        });
+        LineSender::with_limits(
+            adapter.clone(),
+            limits,
+            self.max_in_flight,
+            rate,
+            sending.clone(),
+        )
     }
 }
 
@@ -116,15 +129,10 @@ impl Line {
         // Alone until the first heartbeat says otherwise.
         let share = Share::of(&limits, 0, 1, dispatch.claim_ahead, dispatch.lease);
         let sending = Arc::new(AtomicUsize::new(0));
-        let sender = adapter.as_ref().ok().and_then(|a| {
-            LineSender::with_limits(
-                a.clone(),
-                &limits,
-                share.max_in_flight,
-                share.rate_limit(&limits),
-                sending.clone(),
-            )
-        });
+        let sender = adapter
+            .as_ref()
+            .ok()
+            .and_then(|a| share.send_path(a, &limits, &sending));
         Self {
             id,
             name,
@@ -197,13 +205,7 @@ impl Line {
         if share.max_in_flight > 0
             && let Ok(adapter) = &self.adapter
         {
-            shared.1 = LineSender::with_limits(
-                adapter.clone(),
-                &self.limits,
-                share.max_in_flight,
-                share.rate_limit(&self.limits),
-                self.sending.clone(),
-            );
+            shared.1 = share.send_path(adapter, &self.limits, &self.sending);
         }
         tracing::info!(
             system = %self.id,

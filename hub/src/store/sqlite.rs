@@ -88,11 +88,6 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30)))
     }
 
-    /// Group commits made since the store was opened; each made a group of writes durable.
-    pub fn commits(&self) -> u64 {
-        self.group.commits()
-    }
-
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -39,7 +39,7 @@ struct Group {
     tx: Option<Transaction<'static, Sqlite>>,
     waiters: Vec<oneshot::Sender<Outcome>>,
     undo: bool,
-    /// Commits made, for tests and diagnostics.
+    /// Commits made (read by tests).
     commits: Arc<AtomicU64>,
 }
 
@@ -110,24 +110,25 @@ impl Group {
 pub(crate) struct GroupWriter {
     pool: SqlitePool,
     group: Arc<Mutex<Group>>,
+    /// The group's commit counter, for tests to see grouping.
+    #[cfg(test)]
     commits: Arc<AtomicU64>,
 }
 
 impl GroupWriter {
     pub(crate) fn new(pool: SqlitePool) -> Self {
-        let commits = Arc::new(AtomicU64::new(0));
+        let group = Group::default();
         Self {
             pool,
-            group: Arc::new(Mutex::new(Group {
-                commits: commits.clone(),
-                ..Group::default()
-            })),
-            commits,
+            #[cfg(test)]
+            commits: group.commits.clone(),
+            group: Arc::new(Mutex::new(group)),
         }
     }
 
     /// Commits made so far (each makes one group durable).
-    pub(crate) fn commits(&self) -> u64 {
+    #[cfg(test)]
+    fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
 

@@ -37,6 +37,69 @@ macro_rules! operate_ops {
                 Ok(live)
             }
 
+            async fn do_share_breaker(
+                &self,
+                system_id: &str,
+                node_id: &str,
+                open_until: Option<jiff::Timestamp>,
+                now: jiff::Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                match open_until {
+                    Some(until) => {
+                        sqlx::query(
+                            "INSERT INTO breakers (system_id, open_until, opened_by)
+                             VALUES ($1, $2, $3)
+                             ON CONFLICT (system_id) DO UPDATE
+                             SET open_until = excluded.open_until, opened_by = excluded.opened_by
+                             WHERE breakers.open_until < excluded.open_until",
+                        )
+                        .bind(system_id)
+                        .bind(shared::micros(until))
+                        .bind(node_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query(
+                            "DELETE FROM breakers WHERE system_id = $1 AND open_until <= $2",
+                        )
+                        .bind(system_id)
+                        .bind(shared::micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn do_open_breakers(
+                &self,
+                now: jiff::Timestamp,
+            ) -> Result<Vec<(String, jiff::Timestamp)>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT system_id, open_until FROM breakers WHERE open_until > $1
+                     ORDER BY system_id",
+                )
+                .bind(shared::micros(now))
+                .fetch_all(&self.reader)
+                .await?;
+                rows.into_iter()
+                    .map(|(system, until)| Ok((system, shared::timestamp(until, "breakers")?)))
+                    .collect()
+            }
+
+            async fn do_node_leave(&self, node_id: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+                    .bind(node_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn do_replay(
                 &self,
                 selector: &ReplaySelector,
