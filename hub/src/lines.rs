@@ -52,7 +52,7 @@ pub struct Line {
 /// the catalogue's limits however many nodes run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Share {
-    /// Live nodes sharing the store, this one included.
+    /// Live nodes sharing the store, this one included; 0 when this node is fenced.
     pub nodes: usize,
     /// Attempts this node may run at once; 0 leaves the system to the other nodes.
     pub max_in_flight: usize,
@@ -90,6 +90,22 @@ impl Share {
             rate_per_second,
             ahead,
         }
+    }
+
+    /// No share at all, for a fenced node: one that could not renew its heartbeat, so the other
+    /// nodes may already have split the limits without it.
+    pub fn fenced() -> Self {
+        Self {
+            nodes: 0,
+            max_in_flight: 0,
+            rate_per_second: None,
+            ahead: 0,
+        }
+    }
+
+    /// Whether this is [`Share::fenced`].
+    pub fn is_fenced(&self) -> bool {
+        self.nodes == 0
     }
 
     /// The send path to `adapter` within this share; `None` for kinds that do not deliver.
@@ -197,7 +213,22 @@ impl Line {
     /// the send path is rebuilt with the new limits; attempts already on the old one finish
     /// there.
     pub fn set_share(&self, rank: usize, nodes: usize) {
-        let share = Share::of(&self.limits, rank, nodes, self.claim_ahead, self.lease);
+        self.take_share(Share::of(
+            &self.limits,
+            rank,
+            nodes,
+            self.claim_ahead,
+            self.lease,
+        ));
+    }
+
+    /// Takes no share: claims nothing until the next [`Line::set_share`]. Attempts already
+    /// claimed finish on the current send path.
+    pub fn fence(&self) {
+        self.take_share(Share::fenced());
+    }
+
+    fn take_share(&self, share: Share) {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if shared.0 == share {
             return;
@@ -206,6 +237,11 @@ impl Line {
             && let Ok(adapter) = &self.adapter
         {
             shared.1 = share.send_path(adapter, &self.limits, &self.sending);
+        }
+        if share.is_fenced() {
+            tracing::debug!(system = %self.id, "fenced: claiming nothing");
+            shared.0 = share;
+            return;
         }
         tracing::info!(
             system = %self.id,
@@ -364,6 +400,13 @@ impl Lines {
             line.set_share(rank, nodes);
         }
     }
+
+    /// Fences every system (see [`Line::fence`]).
+    pub fn fence(&self) {
+        for line in self.lines.values() {
+            line.fence();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -434,5 +477,28 @@ mod tests {
             line.claim_window(),
             1 + DispatchConfig::default().claim_ahead
         );
+    }
+
+    #[test]
+    fn a_fenced_line_claims_nothing_until_it_takes_a_share_again() {
+        let line = Line::new(
+            "L01".into(),
+            "L01".into(),
+            "rest".into(),
+            Limits {
+                max_in_flight: 4,
+                ..Limits::default()
+            },
+            Err("no adapter in this test".into()),
+            &DispatchConfig::default(),
+        );
+        line.fence();
+        assert!(line.share().is_fenced());
+        assert_eq!(line.share().max_in_flight, 0);
+        assert_eq!(line.claim_room(), 0);
+        line.set_share(0, 2);
+        assert!(!line.share().is_fenced());
+        assert_eq!(line.share().max_in_flight, 2);
+        assert!(line.claim_room() > 0);
     }
 }

@@ -108,3 +108,117 @@ async fn a_breaker_opened_on_one_node_opens_on_the_others() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A node whose heartbeat can no longer be stored fences itself (claims nothing) before the
+/// other nodes drop it and split the limits without it, and takes its share again once its
+/// heartbeat is stored. Node B connects as a role of its own, so its heartbeat alone can be
+/// refused (`REVOKE` on the `nodes` table) while everything else keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
+    use sqlx::Connection;
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let lines = MockServer::start().await;
+    let lease = Duration::from_secs(3);
+    let a = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |c| {
+        c.node_id = "node-a".to_owned();
+        c.dispatch.lease = lease;
+    })
+    .await;
+    let shared = a.database_url().unwrap();
+    let role = format!("yimen_fence_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&shared).await.unwrap();
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    }
+    let mut as_b = url::Url::parse(&shared).unwrap();
+    as_b.set_username(&role).unwrap();
+    let b = Hub::start_on(Backend::Shared(as_b.to_string()), &lines.uri(), |c| {
+        c.node_id = "node-b".to_owned();
+        c.dispatch.lease = lease;
+    })
+    .await;
+    // R01's share on A and on B.
+    let shares = async || {
+        let a = a.system("R01").await["share_here"].clone();
+        let b = b.system("R01").await["share_here"].clone();
+        (a, b)
+    };
+
+    // Both nodes live: R01's limit is split between them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let whole = loop {
+        let (sa, sb) = shares().await;
+        if sa["nodes"] == 2 && sb["nodes"] == 2 {
+            break sa["max_in_flight"].as_u64().unwrap() + sb["max_in_flight"].as_u64().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nodes not sharing R01: {sa} {sb}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // B's heartbeat is refused: B fences itself no later than A drops it and takes it all.
+    sqlx::query(&format!(
+        "REVOKE INSERT, UPDATE, DELETE ON nodes FROM {role}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + lease * 3;
+    let mut b_fenced = false;
+    loop {
+        let (sa, sb) = shares().await;
+        if sb["fenced"] == true {
+            b_fenced = true;
+            assert_eq!(sb["max_in_flight"], 0, "a fenced node claims nothing: {sb}");
+        }
+        if sa["nodes"] == 1 {
+            assert!(
+                b_fenced,
+                "A took all of R01 while B still held a part: {sb}"
+            );
+            assert_eq!(sa["max_in_flight"], whole, "{sa}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B not dropped within {:?}: {sa} {sb}",
+            lease * 3
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Its heartbeat stored again, B takes its part back.
+    sqlx::query(&format!("GRANT INSERT, UPDATE, DELETE ON nodes TO {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + lease * 3;
+    loop {
+        let (sa, sb) = shares().await;
+        if sb["fenced"] == false && sb["nodes"] == 2 && sa["nodes"] == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B not back: {sa} {sb}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    b.stop().await;
+    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    a.stop().await;
+}

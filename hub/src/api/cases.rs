@@ -142,6 +142,7 @@ pub async fn systems(
                     "nodes": share.nodes,
                     "max_in_flight": share.max_in_flight,
                     "rate_per_second": share.rate_per_second,
+                    "fenced": share.is_fenced(),
                 },
             })
         })

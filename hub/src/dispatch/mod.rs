@@ -143,12 +143,12 @@ impl Dispatcher {
         // Nodes on one PostgreSQL split each system's limits and share its breaker; an SQLite
         // file has one node.
         let sharing = if self.store.backend() == Backend::Postgres {
-            let share = NodeSync {
-                store: self.store.clone(),
-                lines: self.lines.clone(),
-                node_id: self.node_id.clone(),
-                lease: self.config.lease,
-            };
+            let mut share = NodeSync::new(
+                self.store.clone(),
+                self.lines.clone(),
+                self.node_id.clone(),
+                self.config.lease,
+            );
             share.beat().await;
             Some(tokio::spawn(share.run(keeper_stop.clone())))
         } else {
@@ -303,12 +303,32 @@ struct NodeSync {
     lines: Arc<Lines>,
     node_id: String,
     lease: std::time::Duration,
+    /// When the last heartbeat was stored.
+    last_beat: std::time::Instant,
+    /// Whether this node has fenced itself.
+    fenced: bool,
 }
 
 impl NodeSync {
+    fn new(
+        store: Arc<dyn Store>,
+        lines: Arc<Lines>,
+        node_id: String,
+        lease: std::time::Duration,
+    ) -> Self {
+        Self {
+            store,
+            lines,
+            node_id,
+            lease,
+            last_beat: std::time::Instant::now(),
+            fenced: false,
+        }
+    }
+
     /// Beats each third of the lease (a node is live while its last beat is younger than a
     /// lease, as long as its leases last); leaves the list at `stop`.
-    async fn run(self, stop: CancellationToken) {
+    async fn run(mut self, stop: CancellationToken) {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -320,16 +340,45 @@ impl NodeSync {
         }
     }
 
-    async fn beat(&self) {
+    /// Stores this node's heartbeat and takes its share of the limits among the live nodes.
+    ///
+    /// When heartbeats fail, the other nodes drop this one a lease after its last stored beat
+    /// and split the limits without it. So once two thirds of a lease have passed without a
+    /// stored beat (the next one would come too late), this node fences itself: it claims
+    /// nothing until a heartbeat is stored again, and the nodes together never exceed a line
+    /// system's limits.
+    async fn beat(&mut self) {
         let now = Timestamp::now();
         let since = now.checked_sub(self.lease).unwrap_or(now);
         match self.store.node_heartbeat(&self.node_id, now, since).await {
             Ok(live) => {
+                self.last_beat = std::time::Instant::now();
+                if std::mem::take(&mut self.fenced) {
+                    tracing::warn!(
+                        nodes = live.len(),
+                        "node heartbeat stored again; claiming again"
+                    );
+                }
                 let rank = live.iter().position(|n| *n == self.node_id).unwrap_or(0);
                 self.lines.set_share(rank, live.len());
             }
-            // The last share stays: the other nodes keep this one live for a lease.
-            Err(error) => tracing::warn!(%error, "node heartbeat failed; limits unchanged"),
+            Err(error) => {
+                let silent = self.last_beat.elapsed();
+                if silent >= self.lease - self.lease / 3 {
+                    if !self.fenced {
+                        tracing::error!(
+                            %error,
+                            silent_s = silent.as_secs_f64(),
+                            "node heartbeat failing for two thirds of a lease; fenced, claiming nothing"
+                        );
+                    }
+                    self.fenced = true;
+                    self.lines.fence();
+                } else {
+                    // The last share stays: the other nodes keep this one live for a lease.
+                    tracing::warn!(%error, "node heartbeat failed; limits unchanged");
+                }
+            }
         }
         self.share_breakers(now).await;
     }
