@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use yimen_adapters::registry::SettingsSource;
 use yimen_adapters::settings::Limits;
 use yimen_adapters::{Adapter, AdapterRegistry, SystemContext};
@@ -309,6 +310,8 @@ impl Drop for Held {
 #[derive(Debug, Default)]
 pub struct Lines {
     lines: BTreeMap<String, Arc<Line>>,
+    /// Rung when any system's breaker has news (see [`CircuitBreaker::take_news`]).
+    breaker_news: Arc<Notify>,
 }
 
 impl Lines {
@@ -356,7 +359,23 @@ impl Lines {
             );
             lines.insert(id, Arc::new(line));
         }
-        Self { lines }
+        Self::with_lines(lines)
+    }
+
+    fn with_lines(lines: BTreeMap<String, Arc<Line>>) -> Self {
+        let breaker_news = Arc::new(Notify::new());
+        for line in lines.values() {
+            line.breaker.signal_news_to(breaker_news.clone());
+        }
+        Self {
+            lines,
+            breaker_news,
+        }
+    }
+
+    /// Notified when a system's breaker has news for the other nodes.
+    pub fn breaker_news(&self) -> &Notify {
+        &self.breaker_news
     }
 
     /// Builds from explicit adapters (tests and embedding).
@@ -371,7 +390,7 @@ impl Lines {
                 (id, Arc::new(line))
             })
             .collect();
-        Self { lines }
+        Self::with_lines(lines)
     }
 
     /// One system.

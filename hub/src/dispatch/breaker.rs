@@ -9,9 +9,10 @@
 //! now. Time comes from `tokio::time::Instant`, so tests drive it with paused time.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Breaker settings.
@@ -96,6 +97,8 @@ pub struct CircuitBreaker {
     config: BreakerConfig,
     inner: Mutex<Inner>,
     news: Mutex<Option<BreakerNews>>,
+    /// Rung when there is news, so it is shared at once rather than at the next heartbeat.
+    signal: OnceLock<Arc<Notify>>,
 }
 
 impl CircuitBreaker {
@@ -105,11 +108,20 @@ impl CircuitBreaker {
             config,
             inner: Mutex::new(Inner::Closed { failures: 0 }),
             news: Mutex::new(None),
+            signal: OnceLock::new(),
         }
+    }
+
+    /// Rings `signal` whenever this breaker has news (set once; later calls change nothing).
+    pub fn signal_news_to(&self, signal: Arc<Notify>) {
+        let _ = self.signal.set(signal);
     }
 
     fn tell(&self, news: BreakerNews) {
         *self.news.lock().unwrap_or_else(|e| e.into_inner()) = Some(news);
+        if let Some(signal) = self.signal.get() {
+            signal.notify_one();
+        }
     }
 
     /// The last change made by this node's own sends since the last call, if any.
@@ -310,6 +322,27 @@ mod tests {
         b.take_news();
         b.open_from_peer(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1));
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn news_rings_the_signal_and_a_peers_opening_does_not() {
+        let b = breaker();
+        let signal = Arc::new(Notify::new());
+        b.signal_news_to(signal.clone());
+        let rung = || async {
+            tokio::time::timeout(Duration::from_millis(1), signal.notified())
+                .await
+                .is_ok()
+        };
+        b.open_from_peer(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60));
+        assert!(!rung().await, "a peer's opening is not news here");
+        let b = breaker();
+        b.signal_news_to(signal.clone());
+        for _ in 0..3 {
+            b.on_failure();
+        }
+        assert!(rung().await, "opening rings");
+        assert!(matches!(b.take_news(), Some(BreakerNews::Opened { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -41,7 +41,8 @@ pub use sender::LineSender;
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};
 use crate::store::{
-    Backend, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken, Store,
+    Backend, BreakerSignals, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken,
+    Store, StoreError,
 };
 
 /// A delivery changed state on this node.
@@ -327,12 +328,37 @@ impl NodeSync {
     }
 
     /// Beats each third of the lease (a node is live while its last beat is younger than a
-    /// lease, as long as its leases last); leaves the list at `stop`.
+    /// lease, as long as its leases last); shares this node's breaker news as soon as there is
+    /// some, and follows the other nodes' openings as soon as they are signalled (PostgreSQL
+    /// `LISTEN`; the heartbeat reads them too, in case a signal was missed). Leaves the list of
+    /// live nodes at `stop`.
     async fn run(mut self, stop: CancellationToken) {
+        let mut signals = match self.store.breaker_signals().await {
+            Ok(signals) => signals,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for breaker signals; following them at the heartbeat");
+                None
+            }
+        };
+        let every = self.lease / 3;
+        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let lines = self.lines.clone();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(self.lease / 3) => self.beat().await,
+                _ = beats.tick() => self.beat().await,
+                () = lines.breaker_news().notified() => self.share_news(Timestamp::now()).await,
+                signal = next_signal(&mut signals) => match signal {
+                    Ok(system) => {
+                        tracing::debug!(%system, "breaker opened on another node");
+                        self.follow_peers(Timestamp::now()).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "breaker signals lost; following them at the heartbeat");
+                        signals = None;
+                    }
+                },
             }
         }
         if let Err(error) = self.store.node_leave(&self.node_id).await {
@@ -380,10 +406,12 @@ impl NodeSync {
                 }
             }
         }
-        self.share_breakers(now).await;
+        self.share_news(now).await;
+        self.follow_peers(now).await;
     }
 
-    async fn share_breakers(&self, now: Timestamp) {
+    /// Shares this node's breaker changes since the last call.
+    async fn share_news(&self, now: Timestamp) {
         for line in self.lines.iter() {
             let Some(news) = line.breaker.take_news() else {
                 continue;
@@ -400,6 +428,10 @@ impl NodeSync {
                 tracing::warn!(%error, system = %line.id, "could not share a breaker change");
             }
         }
+    }
+
+    /// Opens here the breakers other nodes opened that are still open.
+    async fn follow_peers(&self, now: Timestamp) {
         match self.store.open_breakers(now).await {
             Ok(open) => {
                 for (system, until) in open {
@@ -410,6 +442,14 @@ impl NodeSync {
             }
             Err(error) => tracing::warn!(%error, "could not read the shared breakers"),
         }
+    }
+}
+
+/// The next breaker signal, or never without a listener.
+async fn next_signal(signals: &mut Option<BreakerSignals>) -> Result<String, StoreError> {
+    match signals {
+        Some(signals) => signals.next().await,
+        None => std::future::pending().await,
     }
 }
 

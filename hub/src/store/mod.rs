@@ -202,6 +202,11 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// Breakers some node opened that are still open at `now`: `(system id, open until)`.
     async fn open_breakers(&self, now: Timestamp) -> Result<Vec<(String, Timestamp)>, StoreError>;
 
+    /// Signals of breaker openings shared by any node from now on, so a node follows them at
+    /// once rather than at its next heartbeat (PostgreSQL `LISTEN`); `None` on a backend with
+    /// one node.
+    async fn breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError>;
+
     /// Records the attempt's outcome and moves the delivery on, if `lease` is still held
     /// (an expired but unclaimed lease still counts as held). Returns the new state.
     async fn complete(
@@ -303,6 +308,29 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
 
     /// Closes the connection pool; later calls fail.
     async fn close(&self);
+}
+
+/// Breaker openings shared by the nodes of one PostgreSQL database, as they are committed
+/// (see [`Store::breaker_signals`]).
+pub struct BreakerSignals(sqlx::postgres::PgListener);
+
+impl BreakerSignals {
+    pub(crate) fn new(listener: sqlx::postgres::PgListener) -> Self {
+        Self(listener)
+    }
+
+    /// Waits for the next opening; returns its system id. After a lost connection the listener
+    /// connects again by itself; openings shared meanwhile are missed (the heartbeat still
+    /// reads them).
+    pub async fn next(&mut self) -> Result<String, StoreError> {
+        Ok(self.0.recv().await?.payload().to_owned())
+    }
+}
+
+impl std::fmt::Debug for BreakerSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BreakerSignals")
+    }
 }
 
 /// Opens (creating if needed) the SQLite store `yimen.db` in `dir`, applying migrations.

@@ -37,6 +37,10 @@ impl PostgresStore {
     const FEED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7130001)");
     /// One snapshot for every statement of a read.
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+    /// Tells the listening nodes that a breaker opened (payload: the system id).
+    const BREAKER_SIGNAL: Option<&'static str> = Some("SELECT pg_notify('yimen_breakers', $1)");
+    /// The channel of [`Self::BREAKER_SIGNAL`].
+    const BREAKER_CHANNEL: &'static str = "yimen_breakers";
 
     /// Connects with a pool of 10 connections and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -93,6 +97,15 @@ impl std::ops::Deref for WriteTx {
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
         &mut self.0
+    }
+}
+
+impl PostgresStore {
+    /// Listens on the breaker channel with a connection of its own.
+    async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.writer).await?;
+        listener.listen(Self::BREAKER_CHANNEL).await?;
+        Ok(Some(BreakerSignals::new(listener)))
     }
 }
 

@@ -46,6 +46,8 @@ impl SqliteStore {
     const FEED_LOCK: Option<&'static str> = None;
     /// A deferred read transaction: its snapshot is taken at the first read and kept to the end.
     const READ_SNAPSHOT: &'static str = "BEGIN";
+    /// One node per file: nobody to tell.
+    const BREAKER_SIGNAL: Option<&'static str> = None;
 
     /// Opens (creating if needed) `dir/yimen.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -101,6 +103,13 @@ impl SqliteStore {
     /// One write in the current commit group (see [`super::sqlite_group`]).
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.group.begin().await
+    }
+}
+
+impl SqliteStore {
+    /// One node per file: no other node's breakers to follow.
+    async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
+        Ok(None)
     }
 }
 

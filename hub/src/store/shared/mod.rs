@@ -2,9 +2,11 @@
 //!
 //! SQLite and PostgreSQL run the same statements (`$N` placeholders work in both through sqlx);
 //! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
-//! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and in the change-feed lock.
+//! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL), in the change-feed lock and
+//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL).
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
-//! has `writer`/`reader` pools, `begin_write()`, `BACKEND`, `LOCK_ROWS` and `FEED_LOCK`.
+//! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `BACKEND`,
+//! `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
 mod claim;
@@ -222,6 +224,10 @@ macro_rules! impl_store {
                 now: jiff::Timestamp,
             ) -> Result<Vec<(String, jiff::Timestamp)>, StoreError> {
                 self.do_open_breakers(now).await
+            }
+
+            async fn breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
+                self.do_breaker_signals().await
             }
 
             async fn node_leave(&self, node_id: &str) -> Result<(), StoreError> {

@@ -59,6 +59,10 @@ macro_rules! operate_ops {
                         .bind(node_id)
                         .execute(&mut *tx)
                         .await?;
+                        // Delivered to the listening nodes at commit.
+                        if let Some(signal) = Self::BREAKER_SIGNAL {
+                            sqlx::query(signal).bind(system_id).execute(&mut *tx).await?;
+                        }
                     }
                     None => {
                         sqlx::query(
