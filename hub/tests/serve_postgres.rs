@@ -112,8 +112,9 @@ async fn a_breaker_opened_on_one_node_opens_on_the_others() {
 
 /// A node whose heartbeat can no longer be stored fences itself (claims nothing) before the
 /// other nodes drop it and split the limits without it, and takes its share again once its
-/// heartbeat is stored. Node B connects as a role of its own, so its heartbeat alone can be
-/// refused (`REVOKE` on the `nodes` table) while everything else keeps working.
+/// heartbeat is stored. Twice: refused (node B connects as a role of its own, and loses the
+/// right to write the `nodes` table) and hanging (B's row in `nodes` is locked by another
+/// transaction, so B's heartbeat waits). Everything else keeps working for B meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
     use sqlx::Connection;
@@ -152,74 +153,80 @@ async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
         let b = b.system("R01").await["share_here"].clone();
         (a, b)
     };
-
-    // Both nodes live: R01's limit is split between them.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let whole = loop {
-        let (sa, sb) = shares().await;
-        if sa["nodes"] == 2 && sb["nodes"] == 2 {
-            break sa["max_in_flight"].as_u64().unwrap() + sb["max_in_flight"].as_u64().unwrap();
+    // Waits until both nodes share R01; returns the sum of their parts.
+    let both_share = async || {
+        let deadline = tokio::time::Instant::now() + lease * 3;
+        loop {
+            let (sa, sb) = shares().await;
+            if sa["nodes"] == 2 && sb["nodes"] == 2 && sb["fenced"] == false {
+                return sa["max_in_flight"].as_u64().unwrap()
+                    + sb["max_in_flight"].as_u64().unwrap();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nodes not sharing R01: {sa} {sb}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nodes not sharing R01: {sa} {sb}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Waits until A has all of R01, checking that B fenced itself no later.
+    let b_fences_first = async |whole: u64| {
+        let deadline = tokio::time::Instant::now() + lease * 3;
+        let mut b_fenced = false;
+        loop {
+            let (sa, sb) = shares().await;
+            if sb["fenced"] == true {
+                b_fenced = true;
+                assert_eq!(sb["max_in_flight"], 0, "a fenced node claims nothing: {sb}");
+            }
+            if sa["nodes"] == 1 {
+                assert!(
+                    b_fenced,
+                    "A took all of R01 while B still held a part: {sb}"
+                );
+                assert_eq!(sa["max_in_flight"], whole, "{sa}");
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "B not dropped: {sa} {sb}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     };
 
-    // B's heartbeat is refused: B fences itself no later than A drops it and takes it all.
+    let whole = both_share().await;
+
+    // Refused: B's heartbeat fails at once.
     sqlx::query(&format!(
         "REVOKE INSERT, UPDATE, DELETE ON nodes FROM {role}"
     ))
     .execute(&mut conn)
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + lease * 3;
-    let mut b_fenced = false;
-    loop {
-        let (sa, sb) = shares().await;
-        if sb["fenced"] == true {
-            b_fenced = true;
-            assert_eq!(sb["max_in_flight"], 0, "a fenced node claims nothing: {sb}");
-        }
-        if sa["nodes"] == 1 {
-            assert!(
-                b_fenced,
-                "A took all of R01 while B still held a part: {sb}"
-            );
-            assert_eq!(sa["max_in_flight"], whole, "{sa}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B not dropped within {:?}: {sa} {sb}",
-            lease * 3
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // Its heartbeat stored again, B takes its part back.
+    b_fences_first(whole).await;
     sqlx::query(&format!("GRANT INSERT, UPDATE, DELETE ON nodes TO {role}"))
         .execute(&mut conn)
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + lease * 3;
-    loop {
-        let (sa, sb) = shares().await;
-        if sb["fenced"] == false && sb["nodes"] == 2 && sa["nodes"] == 2 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B not back: {sa} {sb}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(both_share().await, whole);
+
+    // Hanging: B's heartbeat waits for a row lock held elsewhere.
+    let mut hold = sqlx::PgConnection::connect(&shared).await.unwrap();
+    let mut lock = hold.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM nodes WHERE node_id = 'node-b' FOR UPDATE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    b_fences_first(whole).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(both_share().await, whole);
 
     b.stop().await;
     for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
         sqlx::query(&statement).execute(&mut conn).await.unwrap();
     }
     conn.close().await.unwrap();
+    hold.close().await.unwrap();
     a.stop().await;
 }

@@ -376,7 +376,13 @@ impl NodeSync {
     async fn beat(&mut self) {
         let now = Timestamp::now();
         let since = now.checked_sub(self.lease).unwrap_or(now);
-        match self.store.node_heartbeat(&self.node_id, now, since).await {
+        // A heartbeat that hangs counts as failed: waiting for it could outlast the lease.
+        let beat = self.store.node_heartbeat(&self.node_id, now, since);
+        let stored = match tokio::time::timeout(self.lease / 3, beat).await {
+            Ok(stored) => stored.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.lease / 3)),
+        };
+        match stored {
             Ok(live) => {
                 self.last_beat = std::time::Instant::now();
                 if std::mem::take(&mut self.fenced) {
