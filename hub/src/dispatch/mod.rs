@@ -347,7 +347,13 @@ impl NodeSync {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = beats.tick() => self.beat().await,
+                _ = beats.tick() => {
+                    self.beat().await;
+                    if signals.is_none() {
+                        // Listen again once the database answers again.
+                        signals = self.store.breaker_signals().await.ok().flatten();
+                    }
+                }
                 () = lines.breaker_news().notified() => self.share_news(Timestamp::now()).await,
                 signal = next_signal(&mut signals) => match signal {
                     Ok(system) => {
@@ -355,7 +361,7 @@ impl NodeSync {
                         self.follow_peers(Timestamp::now()).await;
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "breaker signals lost; following them at the heartbeat");
+                        tracing::warn!(%error, "breaker signals lost; listening again at the next heartbeat");
                         signals = None;
                     }
                 },

@@ -70,6 +70,13 @@ impl PostgresStore {
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(WriteTx(self.writer.begin().await?))
     }
+
+    /// Listens on the breaker channel with a connection of its own.
+    async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.writer).await?;
+        listener.listen(Self::BREAKER_CHANNEL).await?;
+        Ok(Some(BreakerSignals::new(listener)))
+    }
 }
 
 /// One write: a transaction of its own (PostgreSQL groups concurrent commits itself).
@@ -97,15 +104,6 @@ impl std::ops::Deref for WriteTx {
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
         &mut self.0
-    }
-}
-
-impl PostgresStore {
-    /// Listens on the breaker channel with a connection of its own.
-    async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.writer).await?;
-        listener.listen(Self::BREAKER_CHANNEL).await?;
-        Ok(Some(BreakerSignals::new(listener)))
     }
 }
 

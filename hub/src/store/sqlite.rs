@@ -104,9 +104,7 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         self.group.begin().await
     }
-}
 
-impl SqliteStore {
     /// One node per file: no other node's breakers to follow.
     async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
         Ok(None)
