@@ -41,8 +41,11 @@ macro_rules! claim_ops {
                         query.push(Self::LOCK_ROWS);
                         query.push(format!(") AS c{i}"));
                     }
+                    // Kept prepared: the text depends only on how many systems have room, so
+                    // it repeats from round to round, and parsing a compound of one probe per
+                    // system costs more than running it.
                     let rows: Vec<(String, String)> =
-                        query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+                        query.build_query_as().fetch_all(&mut **tx).await?;
                     // Over `limit` only when several systems filled up at once; the surplus
                     // (locked but not updated on PostgreSQL) is released at commit.
                     picked.extend(rows.into_iter().take(room));
