@@ -327,8 +327,8 @@ impl NodeSync {
         }
     }
 
-    /// Beats each third of the lease (a node is live while its last beat is younger than a
-    /// lease, as long as its leases last); shares this node's breaker news as soon as there is
+    /// Beats every [`NodeSync::step`] (a node is live while its last stored beat is younger
+    /// than a lease); shares this node's breaker news as soon as there is
     /// some, and follows the other nodes' openings as soon as they are signalled (PostgreSQL
     /// `LISTEN`; the heartbeat reads them too, in case a signal was missed). Leaves the list of
     /// live nodes at `stop`.
@@ -340,7 +340,7 @@ impl NodeSync {
                 None
             }
         };
-        let every = self.lease / 3;
+        let every = self.step();
         let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lines = self.lines.clone();
@@ -372,25 +372,33 @@ impl NodeSync {
         }
     }
 
+    /// A sixth of the lease: the time between two beats, and the longest a beat may take.
+    fn step(&self) -> std::time::Duration {
+        self.lease / 6
+    }
+
     /// Stores this node's heartbeat and takes its share of the limits among the live nodes.
     ///
     /// When heartbeats fail, the other nodes drop this one a lease after its last stored beat
-    /// and split the limits without it. So once two thirds of a lease have passed without a
-    /// stored beat (the next one would come too late), this node fences itself: it claims
-    /// nothing until a heartbeat is stored again, and the nodes together never exceed a line
+    /// and split the limits without it. A beat that does not answer within a step counts as
+    /// failed, so the next verdict comes at most two steps later. Once half a lease has passed
+    /// without a stored beat, this node fences itself: it claims nothing until a heartbeat is
+    /// stored again. It is fenced at the latest five sixths of a lease after its last stored
+    /// beat, a sixth before the others drop it, so the nodes together never exceed a line
     /// system's limits.
     async fn beat(&mut self) {
+        let started = std::time::Instant::now();
         let now = Timestamp::now();
         let since = now.checked_sub(self.lease).unwrap_or(now);
-        // A heartbeat that hangs counts as failed: waiting for it could outlast the lease.
         let beat = self.store.node_heartbeat(&self.node_id, now, since);
-        let stored = match tokio::time::timeout(self.lease / 3, beat).await {
+        let stored = match tokio::time::timeout(self.step(), beat).await {
             Ok(stored) => stored.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.lease / 3)),
+            Err(_) => Err(format!("no answer within {:?}", self.step())),
         };
         match stored {
             Ok(live) => {
-                self.last_beat = std::time::Instant::now();
+                // From before the call: the others count from the time stored, not later.
+                self.last_beat = started;
                 if std::mem::take(&mut self.fenced) {
                     tracing::warn!(
                         nodes = live.len(),
@@ -402,12 +410,12 @@ impl NodeSync {
             }
             Err(error) => {
                 let silent = self.last_beat.elapsed();
-                if silent >= self.lease - self.lease / 3 {
+                if silent >= self.lease / 2 {
                     if !self.fenced {
                         tracing::error!(
                             %error,
                             silent_s = silent.as_secs_f64(),
-                            "node heartbeat failing for two thirds of a lease; fenced, claiming nothing"
+                            "node heartbeat failing for half a lease; fenced, claiming nothing"
                         );
                     }
                     self.fenced = true;
