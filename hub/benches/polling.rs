@@ -125,13 +125,13 @@ async fn seed(store: &SqliteStore, catalog: &Catalog, systems: &[String], open: 
         batch.push(case);
         if batch.len() == 1000 {
             store
-                .insert_cases(std::mem::take(&mut batch))
+                .insert_cases(&std::mem::take(&mut batch))
                 .await
                 .unwrap();
         }
     }
     if !batch.is_empty() {
-        store.insert_cases(batch).await.unwrap();
+        store.insert_cases(&batch).await.unwrap();
     }
     let pool = store.writer_pool();
     sqlx::query(

@@ -126,7 +126,7 @@ fn bench_insert(c: &mut Criterion, runtime: &Runtime, backends: &Backends) {
                         runtime.block_on(async move {
                             let start = Instant::now();
                             for batch in cases {
-                                store.insert_cases(batch).await.unwrap();
+                                store.insert_cases(&batch).await.unwrap();
                             }
                             start.elapsed()
                         })
@@ -152,8 +152,8 @@ fn bench_claim_complete(c: &mut Criterion, runtime: &Runtime, backends: &Backend
                 runtime.block_on(async move {
                     let cases = (0..iterations as usize * batch / 5)
                         .map(|_| new_case(5))
-                        .collect();
-                    store.insert_cases(cases).await.unwrap();
+                        .collect::<Vec<_>>();
+                    store.insert_cases(&cases).await.unwrap();
                     let start = Instant::now();
                     for _ in 0..iterations {
                         let now = jiff::Timestamp::now();

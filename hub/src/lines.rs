@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use yimen_adapters::{Adapter, AdapterRegistry, SystemContext};
 use yimen_mappings::catalog::Catalog;
 
 use crate::config::{DispatchConfig, LineEnv};
-use crate::dispatch::{CircuitBreaker, LineSender, RetryPolicy};
+use crate::dispatch::{BreakerState, CircuitBreaker, LineSender, RetryPolicy};
 
 /// One line system as this node sees it.
 #[derive(Debug)]
@@ -42,6 +42,9 @@ pub struct Line {
     in_flight: AtomicUsize,
     sending: Arc<AtomicUsize>,
     claimed: AtomicUsize,
+    /// Deliveries of this system may be waiting in the store for a claim (see
+    /// [`Line::reserve_at_intake`]).
+    waiting: AtomicBool,
     claim_ahead: usize,
     lease: Duration,
     /// This node's share of the limits and the send path built for it.
@@ -161,6 +164,7 @@ impl Line {
             in_flight: AtomicUsize::new(0),
             sending,
             claimed: AtomicUsize::new(0),
+            waiting: AtomicBool::new(true),
             claim_ahead: dispatch.claim_ahead,
             lease: dispatch.lease,
             shared: Mutex::new((share, sender)),
@@ -261,6 +265,43 @@ impl Line {
         let window = self.claim_window();
         let held = self.claimed();
         if held > window / 2 { 0 } else { window - held }
+    }
+
+    /// A place in the claim window for a delivery intake is about to store, so this node can
+    /// send it right after the commit without claiming it back: given only while the breaker is
+    /// closed, the window has room and no older delivery of the system waits in the store (new
+    /// cases do not overtake queued ones). Refused, the delivery is stored `queued` and the
+    /// system marked as having some waiting, until a claim round finds none left.
+    pub fn reserve_at_intake(self: &Arc<Self>) -> Option<Held> {
+        if !self.is_available() || self.waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let window = self.claim_window();
+        let taken = (self.breaker.state() == BreakerState::Closed)
+            .then(|| {
+                self.claimed
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                        (held < window).then_some(held + 1)
+                    })
+                    .ok()
+            })
+            .flatten();
+        if taken.is_none() {
+            self.waiting.store(true, Ordering::Release);
+            return None;
+        }
+        Some(Held(self.clone()))
+    }
+
+    /// Whether deliveries of this system may be waiting in the store for a claim.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Tells what a claim round found: `exhausted` when it took fewer than it asked for, so
+    /// nothing of this system is due in the store any more; otherwise some may still wait.
+    pub fn note_claimed(&self, exhausted: bool) {
+        self.waiting.store(!exhausted, Ordering::Release);
     }
 
     /// Marks one delivery claimed; the guard marks it finished when dropped.
@@ -519,5 +560,79 @@ mod tests {
         assert!(!line.share().is_fenced());
         assert_eq!(line.share().max_in_flight, 2);
         assert!(line.claim_room() > 0);
+    }
+
+    /// An adapter that only exists: reservations look at windows and breakers, not at sends.
+    #[derive(Debug)]
+    struct Present;
+
+    #[async_trait::async_trait]
+    impl Adapter for Present {
+        fn kind(&self) -> &'static str {
+            "rest"
+        }
+        async fn health(&self) -> yimen_adapters::Health {
+            yimen_adapters::Health::Unknown
+        }
+    }
+
+    fn line(max_in_flight: usize, claim_ahead: usize) -> Arc<Line> {
+        Arc::new(Line::new(
+            "L01".into(),
+            "L01".into(),
+            "rest".into(),
+            Limits {
+                max_in_flight,
+                ..Limits::default()
+            },
+            Ok(Arc::new(Present)),
+            &DispatchConfig {
+                claim_ahead,
+                ..DispatchConfig::default()
+            },
+        ))
+    }
+
+    #[test]
+    fn intake_reserves_only_while_the_window_has_room_and_nothing_waits() {
+        let line = line(2, 1);
+        assert!(
+            line.reserve_at_intake().is_none(),
+            "until a claim round has looked, the store may hold waiting deliveries"
+        );
+        line.note_claimed(true);
+        let held: Vec<Held> = (0..3).filter_map(|_| line.reserve_at_intake()).collect();
+        assert_eq!(held.len(), 3, "the whole window: two sending, one ahead");
+        assert_eq!(line.claimed(), 3);
+        assert!(line.reserve_at_intake().is_none(), "window full");
+        assert!(line.is_waiting(), "the refused delivery is stored queued");
+        drop(held);
+        assert_eq!(line.claimed(), 0);
+        assert!(
+            line.reserve_at_intake().is_none(),
+            "room again, but the queued one goes first"
+        );
+        // A claim round that took fewer than it asked for leaves nothing waiting.
+        line.note_claimed(false);
+        assert!(line.reserve_at_intake().is_none());
+        line.note_claimed(true);
+        assert!(line.reserve_at_intake().is_some());
+    }
+
+    #[test]
+    fn intake_reserves_nothing_past_an_open_breaker_or_a_fence() {
+        let line = line(4, 0);
+        line.note_claimed(true);
+        while !line.breaker.on_failure() {}
+        assert!(line.reserve_at_intake().is_none(), "breaker open");
+        assert!(line.is_waiting());
+
+        let line = self::line(4, 0);
+        line.note_claimed(true);
+        line.fence();
+        assert!(line.reserve_at_intake().is_none(), "fenced");
+        line.set_share(0, 1);
+        line.note_claimed(true);
+        assert!(line.reserve_at_intake().is_some());
     }
 }

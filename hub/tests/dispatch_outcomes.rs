@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serve_support::{Hub, case};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn single(number: &str) -> Value {
@@ -262,5 +262,74 @@ async fn deliveries_waiting_for_a_slot_keep_their_lease() {
         assert_eq!(case["targets"][0]["attempts"], 1, "{case}");
     }
     assert_eq!(deliveries(&lines).await.len(), 12, "each case sent once");
+    hub.stop().await;
+}
+
+/// Intake claims a target itself while its claim window has room: the 202 says `sending` and
+/// no claim round is needed. Once a case had to be stored `queued`, newer cases are queued too
+/// until the claim rounds have taken the older ones, so they never overtake it: with R01's 4
+/// slots (nothing claimed ahead), one quick send frees a slot while the claim window is still
+/// more than half full (no claim round yet); the case submitted then must wait behind the
+/// queued one.
+#[tokio::test]
+async fn intake_claims_what_has_room_and_newer_cases_never_overtake_queued_ones() {
+    let lines = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/R01/api/cases"))
+        .and(body_string_contains("O-1"))
+        .respond_with(taken("R01-O1").set_delay(Duration::from_millis(50)))
+        .with_priority(1)
+        .mount(&lines)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/R01/api/cases"))
+        .respond_with(taken("R01-O").set_delay(Duration::from_millis(1200)))
+        .with_priority(2)
+        .mount(&lines)
+        .await;
+    let hub = Hub::start(&lines.uri(), |config| config.dispatch.claim_ahead = 0).await;
+    // A first case through, so the dispatcher's first claim rounds have looked at the store.
+    let first = submit(&hub, "O-0").await;
+    hub.until_targets(&first, "delivered").await;
+
+    let mut answers = Vec::new();
+    for n in 1..=5 {
+        let response = hub.submit(&single(&format!("O-{n}"))).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        answers.push(body["targets"][0]["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        answers,
+        ["sending", "sending", "sending", "sending", "queued"],
+        "four slots, claimed at intake; the fifth waits"
+    );
+    // O-1 answers within 50 ms: a slot is free, the window still 3/4 held.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while hub.system("R01").await["delivered"] != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "O-1 not delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let late = hub.submit(&single("O-6")).await;
+    let late: Value = late.json().await.unwrap();
+    assert_eq!(
+        late["targets"][0]["state"], "queued",
+        "O-5 waits in the store, so O-6 may not take the free slot"
+    );
+    let id = late["case_id"].as_str().unwrap().to_owned();
+    hub.until_targets(&id, "delivered").await;
+    let order: Vec<String> = deliveries(&lines)
+        .await
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .filter_map(|body| (1..=6).find(|n| body.contains(&format!("\"O-{n}\""))))
+        .map(|n| format!("O-{n}"))
+        .collect();
+    assert_eq!(order.len(), 6, "each case sent once: {order:?}");
+    assert_eq!(
+        order[4..],
+        ["O-5", "O-6"],
+        "the queued case first: {order:?}"
+    );
     hub.stop().await;
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use store_support::{TestDb, at, case};
 use yimen_hub::store::{
     AttemptOutcome, ClaimCaps, Completion, DeadLetterFilter, DeliveryState, InsertOutcome,
-    ReplaySelector, StoreError, StoredReceipt,
+    IntakeClaim, ReplaySelector, StoreError, StoredReceipt,
 };
 
 store_suite!(
@@ -26,7 +26,105 @@ store_suite!(
     extend_leases_renews_held_ones_and_names_the_lost,
     live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old,
     shared_breakers_keep_the_latest_end_and_close_only_when_it_passed,
+    intake_claims_store_targets_sending_under_the_intake_lease,
 );
+
+async fn intake_claims_store_targets_sending_under_the_intake_lease(db: &TestDb) {
+    let store = &db.store;
+    let other = db.node().await;
+    let mut new_case = case("H-1", &["L01", "L02"]);
+    new_case.claim = Some(IntakeClaim {
+        owner: "node-a".to_owned(),
+        lease: LEASE,
+        systems: vec!["L01".to_owned()],
+    });
+    let before = jiff::Timestamp::now();
+    let InsertOutcome::Created { deliveries, .. } = store.insert_case(new_case).await.unwrap()
+    else {
+        panic!("expected created");
+    };
+    let after = jiff::Timestamp::now();
+    let (lease, expires) = deliveries[0]
+        .claimed
+        .clone()
+        .expect("L01 claimed at intake");
+    assert_eq!(lease.delivery_id, deliveries[0].delivery_id);
+    assert_eq!((lease.owner.as_str(), lease.attempt), ("node-a", 1));
+    assert!(
+        expires >= before + LEASE && expires <= after + LEASE,
+        "{expires}"
+    );
+    assert!(deliveries[1].claimed.is_none(), "L02 was not claimed");
+
+    let sending = store
+        .get_delivery(&lease.delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (sending.state, sending.attempts),
+        (DeliveryState::Sending, 1)
+    );
+    let queued = store
+        .get_delivery(&deliveries[1].delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((queued.state, queued.attempts), (DeliveryState::Queued, 0));
+    let attempts = store.list_attempts(&lease.delivery_id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].node_id.as_str(), attempts[0].outcome.as_deref()),
+        ("node-a", None)
+    );
+
+    // Another node claims only the queued target while the intake lease runs.
+    let caps = ClaimCaps::uniform(5);
+    let claimed = other
+        .claim_due("node-b", after + Duration::from_secs(1), 10, LEASE, &caps)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed
+        .iter()
+        .map(|c| c.lease.delivery_id.as_str())
+        .collect();
+    assert_eq!(ids, [deliveries[1].delivery_id.as_str()]);
+
+    // Past the lease, as if the intake node died before sending: claimed again, and the new
+    // attempt knows the first may have reached the line system.
+    let taken = other
+        .claim_due("node-b", expires + Duration::from_secs(1), 10, LEASE, &caps)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(taken.lease.delivery_id, lease.delivery_id);
+    assert_eq!(taken.lease.attempt, 2);
+    assert_eq!(taken.previous_outcome.as_deref(), Some("lease_expired"));
+    let error = store
+        .complete(&lease, receipt("R-9"), expires + Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::LeaseLost { .. }), "{error:?}");
+
+    // Held, the intake lease completes like any claim.
+    let mut second = case("H-2", &["L01"]);
+    second.claim = Some(IntakeClaim {
+        owner: "node-a".to_owned(),
+        lease: LEASE,
+        systems: vec!["L01".to_owned()],
+    });
+    let InsertOutcome::Created { deliveries, .. } = store.insert_case(second).await.unwrap() else {
+        panic!("expected created");
+    };
+    let (lease, _) = deliveries[0].claimed.clone().unwrap();
+    let state = store
+        .complete(&lease, receipt("R-10"), jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(state, DeliveryState::Delivered);
+    let attempts = store.list_attempts(&lease.delivery_id).await.unwrap();
+    assert_eq!(attempts[0].outcome.as_deref(), Some("delivered"));
+}
 
 async fn shared_breakers_keep_the_latest_end_and_close_only_when_it_passed(db: &TestDb) {
     let store = db.store.as_ref();
@@ -393,7 +491,7 @@ async fn concurrent_claimers_never_share_a_delivery(db: &TestDb) {
     let cases: Vec<_> = (0..60)
         .map(|i| case(&format!("K-6-{i}"), &systems))
         .collect();
-    db.store.insert_cases(cases).await.unwrap();
+    db.store.insert_cases(&cases).await.unwrap();
     let mut workers = Vec::new();
     for node in 0..4 {
         let store = db.node().await;

@@ -131,7 +131,7 @@ async fn batch_keeps_each_case_atomic(db: &TestDb) {
     let mut broken = case("B-3", &["L01", "L02"]);
     broken.targets[1].system_id = String::new(); // violates a CHECK after the case row is in
     let results = store
-        .insert_cases(vec![
+        .insert_cases(&[
             case("B-1", &["L01"]),
             case("B-2", &[]),
             broken,
@@ -186,7 +186,7 @@ async fn one_batch_answers_repeats_and_earlier_numbers(db: &TestDb) {
     let mut other_client = case("R-1", &["L01"]);
     other_client.client_id = "other-platform".to_owned();
     let results = store
-        .insert_cases(vec![
+        .insert_cases(&[
             case("R-1", &["L01", "L02", "L03"]),
             case("R-0", &["L01"]),
             case_with("R-0", "11010119900307999X", &["L01"]),

@@ -27,7 +27,9 @@ use yimen_mappings::case::{Applicant, Case, parse_case};
 
 use super::cases::target_json;
 use super::{ApiError, AppState, Caller};
-use crate::store::{CaseRecord, DeliveryState, InsertOutcome, NewCase, NewDelivery, StoredPayload};
+use crate::store::{
+    AfterCommit, CaseRecord, DeliveryState, InsertOutcome, NewCase, NewDelivery, StoredPayload,
+};
 
 /// Handles `POST /v1/cases`.
 pub async fn submit(
@@ -57,18 +59,34 @@ pub async fn submit(
         return Err(ApiError::BadRequest(format!("body is not JSON: {error}")));
     }
     let case = parse_case(&text).map_err(ApiError::InvalidCase)?;
-    let new_case = prepare(&state, &client, &case)?;
+    let mut new_case = prepare(&state, &client, &case)?;
     let wait = prefer_wait(&headers).map(|w| w.min(state.intake.max_wait));
     let events = wait.map(|_| state.dispatch.subscribe());
 
-    let outcome = state.batcher.insert(new_case).await?;
+    // Targets whose claim window has room are claimed in the intake transaction and handed to
+    // the dispatcher right after the commit (by the writer task, so a client that hangs up
+    // cannot leave them unsent until their lease expires).
+    let systems: Vec<String> = new_case
+        .targets
+        .iter()
+        .map(|t| t.system_id.clone())
+        .collect();
+    let reservation = state.dispatch.reserve(&state.lines, &systems);
+    new_case.claim = reservation.as_ref().map(|r| r.claim());
+    let after: Option<AfterCommit> = reservation.map(|r| {
+        Box::new(move |case: NewCase, outcome: &InsertOutcome| r.hand_off(case, outcome))
+            as AfterCommit
+    });
+    let outcome = state.batcher.insert_then(new_case, after).await?;
     let (status, case_id) = match outcome {
         InsertOutcome::Created {
             case_id,
             deliveries,
         } => {
             state.backlog.add(deliveries.len() as u64);
-            state.dispatch.wake();
+            if deliveries.iter().any(|d| d.claimed.is_none()) {
+                state.dispatch.wake();
+            }
             tracing::info!(
                 case = %case.case_number,
                 case_id = %case_id,
@@ -81,10 +99,14 @@ pub async fn submit(
                 let targets: Vec<Value> = deliveries
                     .iter()
                     .map(|d| {
+                        let state = match d.claimed {
+                            Some(_) => DeliveryState::Sending,
+                            None => DeliveryState::Queued,
+                        };
                         json!({
                             "system": d.system_id,
                             "delivery_id": d.delivery_id,
-                            "state": DeliveryState::Queued.as_str(),
+                            "state": state.as_str(),
                         })
                     })
                     .collect();

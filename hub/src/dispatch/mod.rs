@@ -11,8 +11,14 @@
 //!   the outcome is recorded) in one statement every third of the lease
 //!   ([`Store::extend_leases`]); each attempt's outcome goes to one completer task that records
 //!   outcomes in batches ([`Store::complete_many`]) and then announces the new states.
-//! - The loop wakes when intake stores a case ([`DispatchHandle::wake`]), when an attempt ends,
-//!   and every `poll_interval` (other nodes' cases, retries coming due).
+//! - Intake claims in its own transaction what the claim windows have room for
+//!   ([`DispatchHandle::reserve`]): those deliveries are stored `sending` under this node's lease
+//!   and handed to the loop after the commit ([`HandOff`]), one write per delivery fewer and no
+//!   claim round. What finds no room is stored `queued`, and intake claims nothing more for
+//!   that system until a claim round has taken every due delivery of it, so new cases never
+//!   overtake waiting ones.
+//! - The loop claims when intake stores a `queued` delivery ([`DispatchHandle::wake`]), when an
+//!   attempt ends, and every `poll_interval` (other nodes' cases, retries coming due).
 //!
 //! Invariants: nothing is sent that was not claimed under this node's lease; an outcome is only
 //! recorded while the lease is held (the store refuses otherwise); on shutdown no new claim is
@@ -41,8 +47,8 @@ pub use sender::LineSender;
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};
 use crate::store::{
-    Backend, BreakerSignals, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, LeaseToken,
-    Store, StoreError,
+    Backend, BreakerSignals, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, InsertOutcome,
+    IntakeClaim, LeaseToken, NewCase, Store, StoreError,
 };
 
 /// A delivery changed state on this node.
@@ -56,11 +62,14 @@ pub struct DeliveryEvent {
     pub state: DeliveryState,
 }
 
-/// Talks to a running dispatcher: wake it, listen to its state changes.
+/// Talks to a running dispatcher: wake it, listen to its state changes, hand it deliveries
+/// claimed at intake.
 #[derive(Debug, Clone)]
 pub struct DispatchHandle {
     wake: Arc<Notify>,
     events: broadcast::Sender<DeliveryEvent>,
+    /// Open while a dispatcher runs on this node.
+    port: Arc<std::sync::RwLock<Option<Port>>>,
 }
 
 impl Default for DispatchHandle {
@@ -68,6 +77,91 @@ impl Default for DispatchHandle {
         Self {
             wake: Arc::new(Notify::new()),
             events: broadcast::channel(1024).0,
+            port: Arc::default(),
+        }
+    }
+}
+
+/// Where intake hands claimed deliveries to the running dispatcher.
+#[derive(Debug, Clone)]
+struct Port {
+    deliveries: mpsc::UnboundedSender<HandOff>,
+    node_id: String,
+    lease: std::time::Duration,
+}
+
+/// A delivery claimed in the intake transaction, on its way to the dispatcher.
+#[derive(Debug)]
+pub struct HandOff {
+    line: Arc<Line>,
+    held: Held,
+    delivery: ClaimedDelivery,
+}
+
+/// Places in the claim windows taken for one case before it is stored (see
+/// [`DispatchHandle::reserve`]). Dropped without [`Reservation::hand_off`], the places are
+/// given back.
+#[derive(Debug)]
+pub struct Reservation {
+    port: Port,
+    held: Vec<(Arc<Line>, Held)>,
+}
+
+impl Reservation {
+    /// What the store records: these targets `sending` under this node's lease.
+    pub fn claim(&self) -> IntakeClaim {
+        IntakeClaim {
+            owner: self.port.node_id.clone(),
+            lease: self.port.lease,
+            systems: self.held.iter().map(|(line, _)| line.id.clone()).collect(),
+        }
+    }
+
+    /// After the commit: hands each delivery the store claimed to the dispatcher, with the
+    /// case's payloads and materials. If the dispatcher stopped meanwhile, the leases expire and
+    /// the deliveries are claimed again as after an attempt cut short.
+    pub fn hand_off(self, mut case: NewCase, outcome: &InsertOutcome) {
+        let InsertOutcome::Created {
+            case_id,
+            deliveries,
+        } = outcome
+        else {
+            return;
+        };
+        let mut held = self.held;
+        for (created, target) in deliveries.iter().zip(case.targets.iter_mut()) {
+            let Some((lease, expires)) = &created.claimed else {
+                continue;
+            };
+            let Some(place) = held
+                .iter()
+                .position(|(line, _)| line.id == created.system_id)
+            else {
+                continue;
+            };
+            let (line, held) = held.swap_remove(place);
+            let delivery = ClaimedDelivery {
+                lease: lease.clone(),
+                case_id: case_id.clone(),
+                system_id: created.system_id.clone(),
+                idempotency_key: created.idempotency_key.clone(),
+                lease_expires_at: *expires,
+                payload: std::mem::take(&mut target.payload),
+                materials: case.materials.clone(),
+                previous_outcome: None,
+            };
+            let hand_off = HandOff {
+                line,
+                held,
+                delivery,
+            };
+            if self.port.deliveries.send(hand_off).is_err() {
+                tracing::warn!(
+                    delivery = %created.delivery_id,
+                    "dispatcher stopped before a delivery claimed at intake reached it; \
+                     it is claimed again when its lease expires"
+                );
+            }
         }
     }
 }
@@ -86,6 +180,48 @@ impl DispatchHandle {
     /// Announces a state change made outside the dispatcher (jump callbacks, replays).
     pub fn announce(&self, event: DeliveryEvent) {
         let _ = self.events.send(event);
+    }
+
+    /// Takes a place in the claim window of each target system that has room (see
+    /// [`Line::reserve_at_intake`]); `None` when no dispatcher runs here or none has room.
+    pub fn reserve(&self, lines: &Lines, systems: &[String]) -> Option<Reservation> {
+        let port = self
+            .port
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        let held: Vec<(Arc<Line>, Held)> = systems
+            .iter()
+            .filter_map(|id| {
+                let line = lines.get(id)?;
+                Some((line.clone(), line.reserve_at_intake()?))
+            })
+            .collect();
+        (!held.is_empty()).then_some(Reservation { port, held })
+    }
+
+    fn open_port(
+        &self,
+        node_id: &str,
+        lease: std::time::Duration,
+    ) -> mpsc::UnboundedReceiver<HandOff> {
+        let (deliveries, receiver) = mpsc::unbounded_channel();
+        *self
+            .port
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Port {
+            deliveries,
+            node_id: node_id.to_owned(),
+            lease,
+        });
+        receiver
+    }
+
+    fn close_port(&self) {
+        *self
+            .port
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 
@@ -156,40 +292,65 @@ impl Dispatcher {
             None
         };
         let mut running = JoinSet::new();
+        let mut handed = self.handle.open_port(&self.node_id, self.config.lease);
+        let mut arrivals = Vec::new();
+        // A poll round looks at every system (retries coming due, other nodes' cases); a round
+        // on a wake only at systems with deliveries waiting in the store.
+        let mut claim_now = true;
+        let mut poll_now = true;
+        let mut next_poll = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             while running.try_join_next().is_some() {}
-            let claimed = self.claim_round().await;
-            let full = claimed.len() >= self.config.claim_batch;
-            {
-                let mut held = lock(&leases);
-                for (_, (_, delivery), _) in &claimed {
-                    held.insert(delivery.lease.delivery_id.clone(), delivery.lease.clone());
+            if claim_now {
+                let claimed = self.claim_round(poll_now).await;
+                let full = claimed.len() >= self.config.claim_batch;
+                let claimed = claimed
+                    .into_iter()
+                    .map(|(line, (held, delivery), probe)| (line, held, delivery, probe));
+                self.start(&mut running, &leases, &done_tx, claimed);
+                if full {
+                    continue;
+                }
+                if poll_now {
+                    next_poll = tokio::time::Instant::now() + self.config.poll_interval;
                 }
             }
-            for (line, delivery, probe) in claimed {
-                running.spawn(attempt_task(
-                    self.store.clone(),
-                    line,
-                    delivery,
-                    probe,
-                    done_tx.clone(),
-                    self.handle.wake.clone(),
-                ));
-            }
-            if full {
-                continue;
-            }
+            claim_now = false;
+            poll_now = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.handle.wake.notified() => {}
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                received = handed.recv_many(&mut arrivals, self.config.claim_batch.max(64)) => {
+                    if received > 0 {
+                        let handed = arrivals
+                            .drain(..)
+                            .map(|h| (h.line, h.held, h.delivery, false));
+                        self.start(&mut running, &leases, &done_tx, handed);
+                    }
+                }
+                () = self.handle.wake.notified() => claim_now = true,
+                () = tokio::time::sleep_until(next_poll) => (claim_now, poll_now) = (true, true),
             }
         }
+        self.handle.close_port();
         tracing::info!(
             running = running.len(),
             "dispatcher stopping; letting attempts finish"
         );
-        while running.join_next().await.is_some() {}
+        // Deliveries intake claimed before the port closed are sent too: they are stored
+        // `sending` under this node's lease, and sending them now beats waiting for it to expire.
+        loop {
+            while let Ok(h) = handed.try_recv() {
+                self.start(
+                    &mut running,
+                    &leases,
+                    &done_tx,
+                    std::iter::once((h.line, h.held, h.delivery, false)),
+                );
+            }
+            if running.join_next().await.is_none() {
+                break;
+            }
+        }
         drop(done_tx);
         let _ = completer.await;
         keeper_stop.cancel();
@@ -199,12 +360,45 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what the breakers and claim windows allow; gives back unused probes. Each
-    /// delivery comes with its hold on the claim window and whether it is the breaker's probe.
-    async fn claim_round(&self) -> Vec<(Arc<Line>, (Held, ClaimedDelivery), bool)> {
+    /// Registers the leases of claimed deliveries with the lease keeper and starts an attempt
+    /// for each.
+    fn start(
+        &self,
+        running: &mut JoinSet<()>,
+        leases: &HeldLeases,
+        done: &mpsc::Sender<Finished>,
+        claimed: impl Iterator<Item = (Arc<Line>, Held, ClaimedDelivery, bool)>,
+    ) {
+        let claimed: Vec<_> = claimed.collect();
+        {
+            let mut held = lock(leases);
+            for (_, _, delivery, _) in &claimed {
+                held.insert(delivery.lease.delivery_id.clone(), delivery.lease.clone());
+            }
+        }
+        for (line, held, delivery, probe) in claimed {
+            running.spawn(attempt_task(
+                self.store.clone(),
+                line,
+                (held, delivery),
+                probe,
+                done.clone(),
+                self.handle.wake.clone(),
+            ));
+        }
+    }
+
+    /// Claims what the breakers and claim windows allow (every system on a `poll`, else only
+    /// those with deliveries waiting in the store); gives back unused probes. Each delivery
+    /// comes with its hold on the claim window and whether it is the breaker's probe.
+    async fn claim_round(&self, poll: bool) -> Vec<(Arc<Line>, (Held, ClaimedDelivery), bool)> {
         let mut caps = Vec::new();
         let mut probes = Vec::new();
-        for line in self.lines.iter().filter(|l| l.is_available()) {
+        for line in self
+            .lines
+            .iter()
+            .filter(|l| l.is_available() && (poll || l.is_waiting()))
+        {
             let room = line.claim_room();
             if room == 0 {
                 continue;
@@ -242,6 +436,15 @@ impl Dispatcher {
         for line in &probes {
             if !claimed.iter().any(|c| c.system_id == line.id) {
                 line.breaker.release_probe();
+            }
+        }
+        // Fewer than asked for: nothing of that system is due any more, so intake may claim
+        // its new cases itself again. A full round says nothing of the systems it cut short.
+        let full = claimed.len() >= self.config.claim_batch;
+        for (system, cap) in caps.per_system.iter() {
+            if let Some(line) = self.lines.get(system) {
+                let taken = claimed.iter().filter(|c| &c.system_id == system).count();
+                line.note_claimed(!full && taken < *cap);
             }
         }
         claimed

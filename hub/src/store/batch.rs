@@ -5,6 +5,10 @@
 //! the batch. No timer: a lone request is written at once; under load, requests pile up while
 //! the previous batch commits, and the next batch takes them all. Each caller gets its own
 //! outcome only after the batch committed, so `Ok` still means durable.
+//!
+//! A request may carry an [`AfterCommit`] hook: the writer task runs it with the stored case and
+//! its outcome right after the commit, before answering, so what must follow a commit (handing
+//! deliveries claimed at intake to the dispatcher) happens even if the caller stopped waiting.
 
 use std::sync::Arc;
 
@@ -15,10 +19,17 @@ use super::{InsertOutcome, NewCase, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<InsertOutcome, StoreError>>;
 
+/// Runs in the writer task after the case's batch committed, with the case (given back, so its
+/// payloads need no copy) and what the store did with it. Dropped unrun when the case was not
+/// stored (a failed batch or a refused case).
+pub type AfterCommit = Box<dyn FnOnce(NewCase, &InsertOutcome) + Send>;
+
+type Request = (NewCase, Option<AfterCommit>, Reply);
+
 /// A handle to the intake writer task; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct IntakeBatcher {
-    requests: mpsc::Sender<(NewCase, Reply)>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl IntakeBatcher {
@@ -33,9 +44,19 @@ impl IntakeBatcher {
 
     /// Stores one case through the next batch; returns once that batch committed.
     pub async fn insert(&self, case: NewCase) -> Result<InsertOutcome, StoreError> {
+        self.insert_then(case, None).await
+    }
+
+    /// Stores one case through the next batch and runs `after` once it committed (see
+    /// [`AfterCommit`]); returns once that batch committed.
+    pub async fn insert_then(
+        &self,
+        case: NewCase,
+        after: Option<AfterCommit>,
+    ) -> Result<InsertOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send((case, reply))
+            .send((case, after, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -44,25 +65,34 @@ impl IntakeBatcher {
 
 async fn run_writer(
     store: Arc<dyn Store>,
-    mut receiver: mpsc::Receiver<(NewCase, Reply)>,
+    mut receiver: mpsc::Receiver<Request>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut cases = Vec::with_capacity(max_batch);
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        let (cases, replies): (Vec<NewCase>, Vec<Reply>) = batch.drain(..).unzip();
+        let mut rest = Vec::with_capacity(batch.len());
+        for (case, after, reply) in batch.drain(..) {
+            cases.push(case);
+            rest.push((after, reply));
+        }
         let size = cases.len();
-        match store.insert_cases(cases).await {
+        match store.insert_cases(&cases).await {
             Ok(outcomes) => {
                 tracing::debug!(size, "intake batch committed");
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                for ((case, (after, reply)), outcome) in cases.drain(..).zip(rest).zip(outcomes) {
+                    if let (Some(after), Ok(outcome)) = (after, &outcome) {
+                        after(case, outcome);
+                    }
                     // A caller that gave up waiting does not undo the commit; nothing to do.
                     let _ = reply.send(outcome);
                 }
             }
             Err(error) => {
                 tracing::error!(%error, size, "intake batch failed");
+                cases.clear();
                 let detail = error.to_string();
-                for reply in replies {
+                for (_, reply) in rest {
                     let _ = reply.send(Err(StoreError::BatchFailed {
                         detail: detail.clone(),
                     }));

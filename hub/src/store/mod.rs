@@ -44,7 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-pub use batch::IntakeBatcher;
+pub use batch::{AfterCommit, IntakeBatcher};
 pub use hash::content_hash;
 pub use postgres::{POSTGRES_MIGRATOR, PostgresStore};
 pub use records::*;
@@ -148,7 +148,7 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// The same number twice in one batch behaves as if sent one after the other.
     async fn insert_cases(
         &self,
-        cases: Vec<NewCase>,
+        cases: &[NewCase],
     ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError>;
 
     /// Claims due deliveries (`queued`/`retry_wait` with `next_attempt_at <= now`, and `sending`

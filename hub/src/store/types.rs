@@ -93,6 +93,24 @@ pub struct NewCase {
     pub materials: Vec<NewMaterial>,
     /// One per target line system (no system twice).
     pub targets: Vec<NewDelivery>,
+    /// Targets the intake node sends itself as soon as the case is stored; `None` leaves every
+    /// target `queued` for the next claim.
+    pub claim: Option<IntakeClaim>,
+}
+
+/// Targets claimed in the intake transaction itself: stored `sending` under the intake node's
+/// lease (attempt 1 begun), so the node hands them straight to its dispatcher after the commit
+/// instead of claiming them back with another write. A node that dies before sending leaves a
+/// lease that expires; the next claimer then asks the line system by idempotency key first,
+/// as after any attempt cut short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeClaim {
+    /// The lease owner: the intake node.
+    pub owner: String,
+    /// How long the lease lasts from the transaction's time.
+    pub lease: std::time::Duration,
+    /// The claimed targets' systems; the others stay `queued`.
+    pub systems: Vec<String>,
 }
 
 impl NewCase {
@@ -109,6 +127,7 @@ impl NewCase {
             status: "received".to_owned(),
             materials: Vec::new(),
             targets: Vec::new(),
+            claim: None,
         }
     }
 }
@@ -123,7 +142,7 @@ pub struct NewDelivery {
 }
 
 /// A rendered document as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredPayload {
     /// Version of the mapping file that rendered it.
     pub mapping_version: String,
@@ -183,6 +202,9 @@ pub struct CreatedDelivery {
     pub system_id: String,
     /// The idempotency key sent with every attempt.
     pub idempotency_key: String,
+    /// When it was claimed in the intake transaction ([`NewCase::claim`]): its lease (attempt
+    /// 1) and when that lease expires; `None` for a `queued` delivery.
+    pub claimed: Option<(LeaseToken, Timestamp)>,
 }
 
 /// How many deliveries one claim may take per line system (the room left in its claim window).

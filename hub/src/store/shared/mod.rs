@@ -159,7 +159,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_case(&self, case: NewCase) -> Result<InsertOutcome, StoreError> {
-                let mut results = self.do_insert_cases(vec![case]).await?;
+                let mut results = self.do_insert_cases(std::slice::from_ref(&case)).await?;
                 results
                     .pop()
                     .ok_or(StoreError::Invalid("empty insert".to_owned()))?
@@ -167,7 +167,7 @@ macro_rules! impl_store {
 
             async fn insert_cases(
                 &self,
-                cases: Vec<NewCase>,
+                cases: &[NewCase],
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
                 self.do_insert_cases(cases).await
             }

@@ -38,13 +38,13 @@ macro_rules! write_ops {
             /// case, each in its own savepoint, so one bad case cannot fail the others.
             async fn do_insert_cases(
                 &self,
-                cases: Vec<NewCase>,
+                cases: &[NewCase],
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
                 let now = shared::micros(jiff::Timestamp::now());
                 let mut tx = self.begin_write().await?;
                 let mut feed = shared::Feed::default();
                 let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                match Self::insert_batch(&mut savepoint, &cases, now, &mut feed).await {
+                match Self::insert_batch(&mut savepoint, cases, now, &mut feed).await {
                     Ok(results) => {
                         savepoint.commit().await?;
                         Self::commit_with(tx, feed).await?;
@@ -57,7 +57,7 @@ macro_rules! write_ops {
                     }
                 }
                 let mut results = Vec::with_capacity(cases.len());
-                for case in &cases {
+                for case in cases {
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
                     let one = std::slice::from_ref(case);
                     match Self::insert_batch(&mut savepoint, one, now, &mut feed).await {
@@ -205,10 +205,25 @@ macro_rules! write_ops {
                     });
                     insert.build().persistent(false).execute(&mut **tx).await?;
                 }
+                // Targets the intake node claimed: `sending` under its lease, attempt 1 begun.
                 let mut rows: Vec<(&str, &NewDelivery, CreatedDelivery)> = Vec::new();
                 for (i, case_id) in &created {
+                    let claim = cases[*i].claim.as_ref();
                     for target in &cases[*i].targets {
                         let delivery_id = shared::new_id();
+                        let claimed = claim
+                            .filter(|c| c.systems.contains(&target.system_id))
+                            .map(|c| {
+                                let lease = LeaseToken {
+                                    delivery_id: delivery_id.clone(),
+                                    owner: c.owner.clone(),
+                                    attempt: 1,
+                                };
+                                let lease_micros = i64::try_from(c.lease.as_micros()).unwrap_or(i64::MAX);
+                                let expires = jiff::Timestamp::from_microsecond(now.saturating_add(lease_micros))
+                                    .unwrap_or(jiff::Timestamp::MAX);
+                                (lease, expires)
+                            });
                         rows.push((
                             case_id.as_str(),
                             target,
@@ -216,6 +231,7 @@ macro_rules! write_ops {
                                 idempotency_key: delivery_id.clone(),
                                 delivery_id,
                                 system_id: target.system_id.clone(),
+                                claimed,
                             },
                         ));
                     }
@@ -223,21 +239,52 @@ macro_rules! write_ops {
                 for chunk in rows.chunks(ROWS) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
-                             next_attempt_at, due_at, mapping_version, created_at, updated_at) ",
+                             attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
+                             mapping_version, created_at, updated_at) ",
                     );
                     insert.push_values(chunk, |mut row, (case_id, t, d)| {
                         row.push_bind(d.delivery_id.as_str())
                             .push_bind(*case_id)
                             .push_bind(d.system_id.as_str())
-                            .push_bind(d.idempotency_key.as_str())
-                            .push_bind("queued")
-                            .push_bind(now)
-                            .push_bind(now)
-                            .push_bind(t.payload.mapping_version.as_str())
+                            .push_bind(d.idempotency_key.as_str());
+                        match &d.claimed {
+                            Some((lease, expires)) => {
+                                let expires = shared::micros(*expires);
+                                row.push_bind("sending")
+                                    .push_bind(1_i64)
+                                    .push_bind(None::<i64>)
+                                    .push_bind(Some(lease.owner.as_str()))
+                                    .push_bind(Some(expires))
+                                    .push_bind(expires);
+                            }
+                            None => {
+                                row.push_bind("queued")
+                                    .push_bind(0_i64)
+                                    .push_bind(Some(now))
+                                    .push_bind(None::<&str>)
+                                    .push_bind(None::<i64>)
+                                    .push_bind(now);
+                            }
+                        }
+                        row.push_bind(t.payload.mapping_version.as_str())
                             .push_bind(now)
                             .push_bind(now);
                     });
                     insert.build().persistent(false).execute(&mut **tx).await?;
+                    let begun: Vec<&LeaseToken> =
+                        chunk.iter().filter_map(|(_, _, d)| d.claimed.as_ref().map(|c| &c.0)).collect();
+                    if !begun.is_empty() {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
+                        );
+                        insert.push_values(begun, |mut row, lease| {
+                            row.push_bind(lease.delivery_id.as_str())
+                                .push_bind(i64::from(lease.attempt))
+                                .push_bind(lease.owner.as_str())
+                                .push_bind(now);
+                        });
+                        insert.build().persistent(false).execute(&mut **tx).await?;
+                    }
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
                              body, fields_json) ",
