@@ -393,3 +393,49 @@ async fn reopening_applies_no_migration_twice(db: &TestDb) {
         again.close().await;
     }
 }
+
+/// The SQLite log is copied into the database file in the background, shortly after commits and
+/// long before the writer's own checkpoint limit: the database file alone (no log beside it)
+/// soon holds the stored cases.
+#[tokio::test]
+async fn sqlite_checkpoints_the_log_in_the_background() {
+    use sqlx::Connection;
+    use yimen_hub::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = yimen_hub::store::SqliteStore::open(dir.path())
+        .await
+        .unwrap();
+    let cases: Vec<_> = (0..40)
+        .map(|n| case(&format!("CK-{n}"), &["L01", "L02"]))
+        .collect();
+    store.insert_cases(&cases).await.unwrap();
+    let wal = dir.path().join("yimen.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the log holds the batch"
+    );
+
+    let copy = tempfile::tempdir().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let file = copy.path().join("alone.db");
+        std::fs::copy(dir.path().join("yimen.db"), &file).unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file);
+        let mut alone = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let stored: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM cases")
+            .fetch_one(&mut alone)
+            .await;
+        alone.close().await.unwrap();
+        if stored.as_ref().is_ok_and(|n| *n == 40) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file still lacks the batch: {stored:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    store.close().await;
+}

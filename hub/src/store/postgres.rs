@@ -71,6 +71,11 @@ impl PostgresStore {
         Ok(WriteTx(self.writer.begin().await?))
     }
 
+    async fn do_close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
     /// Listens on the breaker channel with a connection of its own.
     async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.writer).await?;

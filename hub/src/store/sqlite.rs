@@ -9,6 +9,13 @@
 //! completions, status writes) share one commit and one fsync. A write returns only after its
 //! group committed, and a write that fails is undone alone. Reads use a separate pool and see
 //! the last committed state (WAL readers do not block the writer).
+//!
+//! Checkpoints: copying the log back into the database file (and syncing that file) is work the
+//! writer would otherwise do at every thousandth page, inside its commit. A connection of its
+//! own checkpoints in the background instead, every [`CHECKPOINT_EVERY`], without blocking the
+//! writer or readers (`PASSIVE`). The writer still checkpoints once the log reaches
+//! [`WAL_LIMIT_PAGES`]: by then little is left to copy, and that checkpoint lets the next write
+//! start the log over, so it cannot grow without bound while writes never pause.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -29,12 +36,20 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Name of the database file inside the data folder.
 pub const SQLITE_FILE: &str = "yimen.db";
 
+/// How often the background connection checkpoints the log.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Log size (pages) at which the writer checkpoints itself: 32 MiB with 4 KiB pages.
+pub const WAL_LIMIT_PAGES: u32 = 8192;
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     group: GroupWriter,
     reader: SqlitePool,
+    /// One connection that checkpoints the log in the background.
+    checkpoints: SqlitePool,
     path: PathBuf,
 }
 
@@ -62,20 +77,38 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WAL_LIMIT_PAGES.to_string()),
+            )
             .await?;
         SQLITE_MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        tokio::spawn(checkpoint_in_background(checkpoints.clone()));
         tracing::info!(path = %path.display(), "sqlite store open");
         Ok(Self {
             group: GroupWriter::new(writer.clone()),
             writer,
             reader,
+            checkpoints,
             path,
         })
+    }
+
+    async fn do_close(&self) {
+        self.checkpoints.close().await;
+        self.writer.close().await;
+        self.reader.close().await;
     }
 
     /// Connection options: WAL, `synchronous=FULL`, foreign keys, a generous busy timeout.
@@ -108,6 +141,29 @@ impl SqliteStore {
     /// One node per file: no other node's breakers to follow.
     async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
         Ok(None)
+    }
+}
+
+/// Checkpoints the log every [`CHECKPOINT_EVERY`] until the pool closes. `PASSIVE` copies what
+/// no reader still needs and never waits: a busy writer or reader only means less is copied
+/// this time.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() {
+            break;
+        }
+        let pass: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match pass {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => break,
+            Err(error) => tracing::warn!(%error, "background checkpoint failed; retrying"),
+        }
     }
 }
 

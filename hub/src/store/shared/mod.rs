@@ -378,8 +378,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
-                self.writer.close().await;
-                self.reader.close().await;
+                self.do_close().await;
             }
         }
     };
