@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,9 +42,10 @@ pub struct Line {
     in_flight: AtomicUsize,
     sending: Arc<AtomicUsize>,
     claimed: AtomicUsize,
-    /// Deliveries of this system may be waiting in the store for a claim (see
-    /// [`Line::reserve_at_intake`]).
-    waiting: AtomicBool,
+    /// Whether deliveries of this system may be waiting in the store for a claim (bit 0), and
+    /// how many times one was stored `queued` (the other bits), so that a claim round clears
+    /// the flag only if nothing was queued while it ran (see [`Line::reserve_at_intake`]).
+    waiting: AtomicU64,
     claim_ahead: usize,
     lease: Duration,
     /// This node's share of the limits and the send path built for it.
@@ -164,7 +165,7 @@ impl Line {
             in_flight: AtomicUsize::new(0),
             sending,
             claimed: AtomicUsize::new(0),
-            waiting: AtomicBool::new(true),
+            waiting: AtomicU64::new(WAITING),
             claim_ahead: dispatch.claim_ahead,
             lease: dispatch.lease,
             shared: Mutex::new((share, sender)),
@@ -273,7 +274,7 @@ impl Line {
     /// cases do not overtake queued ones). Refused, the delivery is stored `queued` and the
     /// system marked as having some waiting, until a claim round finds none left.
     pub fn reserve_at_intake(self: &Arc<Self>) -> Option<Held> {
-        if !self.is_available() || self.waiting.load(Ordering::Acquire) {
+        if !self.is_available() || self.is_waiting() {
             return None;
         }
         let window = self.claim_window();
@@ -287,7 +288,7 @@ impl Line {
             })
             .flatten();
         if taken.is_none() {
-            self.waiting.store(true, Ordering::Release);
+            self.note_queued();
             return None;
         }
         Some(Held(self.clone()))
@@ -295,13 +296,37 @@ impl Line {
 
     /// Whether deliveries of this system may be waiting in the store for a claim.
     pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) & WAITING != 0
+    }
+
+    /// Marks that a delivery of this system is (about to be) stored `queued`: intake claims
+    /// none of the system's new cases until a claim round has taken it.
+    pub fn note_queued(&self) {
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.wrapping_add(2) | WAITING)
+            });
+    }
+
+    /// Taken before a claim round asks the store, and given back to [`Line::note_claimed`].
+    pub fn claim_mark(&self) -> u64 {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Tells what a claim round found: `exhausted` when it took fewer than it asked for, so
-    /// nothing of this system is due in the store any more; otherwise some may still wait.
-    pub fn note_claimed(&self, exhausted: bool) {
-        self.waiting.store(!exhausted, Ordering::Release);
+    /// Tells what a claim round that began at `mark` found: `exhausted` when it took fewer than
+    /// it asked for. Nothing of the system is left waiting only if it was exhausted and no
+    /// delivery was queued since `mark` (the round may not have seen that one).
+    pub fn note_claimed(&self, exhausted: bool, mark: u64) {
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(if exhausted && v >> 1 == mark >> 1 {
+                    v & !WAITING
+                } else {
+                    v | WAITING
+                })
+            });
     }
 
     /// Marks one delivery claimed; the guard marks it finished when dropped.
@@ -326,6 +351,9 @@ impl Line {
         self.adapter.is_ok()
     }
 }
+
+/// Bit 0 of [`Line`]'s `waiting`.
+const WAITING: u64 = 1;
 
 /// One running attempt of a line system; dropping it frees the slot.
 #[derive(Debug)]
@@ -600,7 +628,7 @@ mod tests {
             line.reserve_at_intake().is_none(),
             "until a claim round has looked, the store may hold waiting deliveries"
         );
-        line.note_claimed(true);
+        line.note_claimed(true, line.claim_mark());
         let held: Vec<Held> = (0..3).filter_map(|_| line.reserve_at_intake()).collect();
         assert_eq!(held.len(), 3, "the whole window: two sending, one ahead");
         assert_eq!(line.claimed(), 3);
@@ -613,26 +641,43 @@ mod tests {
             "room again, but the queued one goes first"
         );
         // A claim round that took fewer than it asked for leaves nothing waiting.
-        line.note_claimed(false);
+        line.note_claimed(false, line.claim_mark());
         assert!(line.reserve_at_intake().is_none());
-        line.note_claimed(true);
+        line.note_claimed(true, line.claim_mark());
+        assert!(line.reserve_at_intake().is_some());
+    }
+
+    #[test]
+    fn a_claim_round_does_not_clear_what_was_queued_while_it_ran() {
+        let line = line(4, 0);
+        line.note_claimed(true, line.claim_mark());
+        assert!(!line.is_waiting());
+        // The round looks at the store; meanwhile intake stores a delivery queued.
+        let mark = line.claim_mark();
+        line.note_queued();
+        line.note_claimed(true, mark);
+        assert!(line.is_waiting(), "the round may not have seen it");
+        assert!(line.reserve_at_intake().is_none());
+        // The next round, begun after it was stored, took it.
+        line.note_claimed(true, line.claim_mark());
+        assert!(!line.is_waiting());
         assert!(line.reserve_at_intake().is_some());
     }
 
     #[test]
     fn intake_reserves_nothing_past_an_open_breaker_or_a_fence() {
         let line = line(4, 0);
-        line.note_claimed(true);
+        line.note_claimed(true, line.claim_mark());
         while !line.breaker.on_failure() {}
         assert!(line.reserve_at_intake().is_none(), "breaker open");
         assert!(line.is_waiting());
 
         let line = self::line(4, 0);
-        line.note_claimed(true);
+        line.note_claimed(true, line.claim_mark());
         line.fence();
         assert!(line.reserve_at_intake().is_none(), "fenced");
         line.set_share(0, 1);
-        line.note_claimed(true);
+        line.note_claimed(true, line.claim_mark());
         assert!(line.reserve_at_intake().is_some());
     }
 }

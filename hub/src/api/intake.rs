@@ -84,7 +84,16 @@ pub async fn submit(
             deliveries,
         } => {
             state.backlog.add(deliveries.len() as u64);
-            if deliveries.iter().any(|d| d.claimed.is_none()) {
+            let mut queued = false;
+            for delivery in deliveries.iter().filter(|d| d.claimed.is_none()) {
+                // Now that it is stored: a claim round that began before it may not have seen
+                // it, and must not let intake overtake it.
+                if let Some(line) = state.lines.get(&delivery.system_id) {
+                    line.note_queued();
+                }
+                queued = true;
+            }
+            if queued {
                 state.dispatch.wake();
             }
             tracing::info!(

@@ -394,6 +394,7 @@ impl Dispatcher {
     async fn claim_round(&self, poll: bool) -> Vec<(Arc<Line>, (Held, ClaimedDelivery), bool)> {
         let mut caps = Vec::new();
         let mut probes = Vec::new();
+        let mut marks = Vec::new();
         for line in self
             .lines
             .iter()
@@ -403,6 +404,7 @@ impl Dispatcher {
             if room == 0 {
                 continue;
             }
+            marks.push((line.clone(), line.claim_mark()));
             match line.breaker.admit() {
                 Admission::Open => caps.push((line.id.clone(), room)),
                 Admission::Probe => {
@@ -416,6 +418,7 @@ impl Dispatcher {
             return Vec::new();
         }
         let caps = ClaimCaps::only(caps);
+        let mut answered = true;
         let claimed = match self
             .store
             .claim_due(
@@ -430,6 +433,7 @@ impl Dispatcher {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "claiming due deliveries failed");
+                answered = false;
                 Vec::new()
             }
         };
@@ -439,13 +443,15 @@ impl Dispatcher {
             }
         }
         // Fewer than asked for: nothing of that system is due any more, so intake may claim
-        // its new cases itself again. A full round says nothing of the systems it cut short.
+        // its new cases itself again. A full or failed round says nothing of the systems it
+        // cut short.
         let full = claimed.len() >= self.config.claim_batch;
-        for (system, cap) in caps.per_system.iter() {
-            if let Some(line) = self.lines.get(system) {
-                let taken = claimed.iter().filter(|c| &c.system_id == system).count();
-                line.note_claimed(!full && taken < *cap);
-            }
+        for (line, mark) in marks {
+            let Some(cap) = caps.per_system.get(&line.id) else {
+                continue;
+            };
+            let taken = claimed.iter().filter(|c| c.system_id == line.id).count();
+            line.note_claimed(answered && !full && taken < *cap, mark);
         }
         claimed
             .into_iter()
