@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct Line {
     pub adapter: Result<Arc<dyn Adapter>, String>,
     in_flight: AtomicUsize,
     sending: Arc<AtomicUsize>,
+    /// Set while this node is fenced: its send paths send nothing more.
+    fenced: Arc<AtomicBool>,
     claimed: AtomicUsize,
     /// Whether deliveries of this system may be waiting in the store for a claim (bit 0), and
     /// how many times one was stored `queued` (the other bits), so that a claim round clears
@@ -120,6 +122,7 @@ impl Share {
         adapter: &Arc<dyn Adapter>,
         limits: &Limits,
         sending: &Arc<AtomicUsize>,
+        fenced: &Arc<AtomicBool>,
     ) -> Option<LineSender> {
         let rate = (limits.rate_per_second > 0).then(|| {
             let nodes = u32::try_from(self.nodes).unwrap_or(u32::MAX);
@@ -134,6 +137,7 @@ impl Share {
             self.max_in_flight,
             rate,
             sending.clone(),
+            fenced.clone(),
         )
     }
 }
@@ -150,10 +154,11 @@ impl Line {
         // Alone until the first heartbeat says otherwise.
         let share = Share::of(&limits, 0, 1, dispatch.claim_ahead, dispatch.lease);
         let sending = Arc::new(AtomicUsize::new(0));
+        let fenced = Arc::new(AtomicBool::new(false));
         let sender = adapter
             .as_ref()
             .ok()
-            .and_then(|a| share.send_path(a, &limits, &sending));
+            .and_then(|a| share.send_path(a, &limits, &sending, &fenced));
         Self {
             id,
             name,
@@ -164,6 +169,7 @@ impl Line {
             adapter,
             in_flight: AtomicUsize::new(0),
             sending,
+            fenced,
             claimed: AtomicUsize::new(0),
             waiting: AtomicU64::new(WAITING),
             claim_ahead: dispatch.claim_ahead,
@@ -229,7 +235,8 @@ impl Line {
     }
 
     /// Takes no share: claims nothing until the next [`Line::set_share`]. Attempts already
-    /// claimed finish on the current send path.
+    /// talking to the line system finish; those still waiting for their turn are not sent
+    /// ([`crate::dispatch::NotSent`]) and go back to the store for a retry.
     pub fn fence(&self) {
         self.take_share(Share::fenced());
     }
@@ -242,8 +249,10 @@ impl Line {
         if share.max_in_flight > 0
             && let Ok(adapter) = &self.adapter
         {
-            shared.1 = share.send_path(adapter, &self.limits, &self.sending);
+            shared.1 = share.send_path(adapter, &self.limits, &self.sending, &self.fenced);
         }
+        // Every send path of the system, old ones included, stops sending while fenced.
+        self.fenced.store(share.is_fenced(), Ordering::Release);
         if share.is_fenced() {
             tracing::debug!(system = %self.id, "fenced: claiming nothing");
             shared.0 = share;
@@ -679,5 +688,78 @@ mod tests {
         line.set_share(0, 1);
         line.note_claimed(true, line.claim_mark());
         assert!(line.reserve_at_intake().is_some());
+    }
+
+    /// A line system that takes every document at once.
+    #[derive(Debug)]
+    struct Takes;
+
+    #[async_trait::async_trait]
+    impl Adapter for Takes {
+        fn kind(&self) -> &'static str {
+            "rest"
+        }
+        async fn health(&self) -> yimen_adapters::Health {
+            yimen_adapters::Health::Unknown
+        }
+        fn as_deliver(&self) -> Option<&dyn yimen_adapters::Deliver> {
+            Some(self)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl yimen_adapters::Deliver for Takes {
+        async fn deliver(
+            &self,
+            request: &yimen_adapters::DeliveryRequest,
+        ) -> yimen_adapters::DeliveryOutcome {
+            yimen_adapters::DeliveryOutcome::Delivered(yimen_adapters::Receipt {
+                receipt_number: Some(request.delivery_id.clone()),
+                raw_status: None,
+                excerpt: String::new(),
+            })
+        }
+        async fn find_by_key(
+            &self,
+            _key: &str,
+        ) -> Result<Option<yimen_adapters::Receipt>, yimen_adapters::StatusQueryError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fenced_line_sends_nothing_more_on_any_of_its_send_paths() {
+        let line = Line::new(
+            "L01".into(),
+            "L01".into(),
+            "rest".into(),
+            Limits::default(),
+            Ok(Arc::new(Takes)),
+            &DispatchConfig::default(),
+        );
+        let before = line.sender().unwrap();
+        let request = || yimen_adapters::DeliveryRequest {
+            delivery_id: "d1".to_owned(),
+            case_id: "c1".to_owned(),
+            attempt: 1,
+            idempotency_key: "d1".to_owned(),
+            payload: yimen_adapters::Payload {
+                content_type: "application/json".to_owned(),
+                body: bytes::Bytes::from_static(b"{}"),
+                extension: "json".to_owned(),
+                fields: Vec::new(),
+            },
+            materials: Vec::new(),
+        };
+        assert!(before.send(request()).await.is_ok());
+        line.fence();
+        assert!(
+            before.send(request()).await.is_err(),
+            "the path built before"
+        );
+        assert!(line.sender().unwrap().send(request()).await.is_err());
+        line.set_share(0, 2);
+        assert!(before.send(request()).await.is_ok(), "unfenced again");
+        assert!(line.sender().unwrap().send(request()).await.is_ok());
     }
 }

@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use yimen_adapters::{DeliveryOutcome, DeliveryRequest, MaterialFile, Payload};
 
 use super::decide::{AttemptContext, Health, decide, stored_receipt};
+use super::sender::NotSent;
 use crate::lines::Line;
 use crate::store::{AttemptOutcome, ClaimedDelivery, Store};
 
@@ -99,7 +100,17 @@ pub async fn run_attempt(
         }
     }
 
-    let outcome = sender.send(request(claimed)).await;
+    let outcome = match sender.send(request(claimed)).await {
+        Ok(outcome) => outcome,
+        Err(NotSent(reason)) => {
+            // The line system was not contacted: nothing for its breaker to learn.
+            let outcome = DeliveryOutcome::Retry {
+                after: None,
+                reason,
+            };
+            return (classify(line, claimed, store, outcome).await.0, None);
+        }
+    };
     tracing::debug!(
         delivery = %claimed.lease.delivery_id,
         system = %line.id,

@@ -42,7 +42,7 @@ pub use attempt::{not_sent, request, run_attempt};
 pub use breaker::{Admission, BreakerConfig, BreakerNews, BreakerState, CircuitBreaker};
 pub use decide::{AttemptContext, Health, decide, stored_receipt};
 pub use policy::{Next, RetryPolicy};
-pub use sender::LineSender;
+pub use sender::{LineSender, NotSent};
 
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};

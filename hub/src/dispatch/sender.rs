@@ -2,12 +2,13 @@
 //! one handle), a concurrency limit (`max_in_flight`), a rate limit (`rate_per_second`, when set)
 //! and a safety timeout around the adapter's own timeouts.
 //!
-//! Invariant: every call ends in a [`DeliveryOutcome`]. A layer failure before the adapter was
-//! called is a `Retry`; the safety timeout firing means the document may have left, so it is
-//! `Ambiguous`.
+//! Invariant: every call ends in a [`DeliveryOutcome`], or in [`NotSent`] when the attempt got
+//! its slot after this node fenced itself (the line system was not contacted). A layer failure
+//! before the adapter was called is a `Retry`; the safety timeout firing means the document may
+//! have left, so it is `Ambiguous`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -19,6 +20,12 @@ use yimen_adapters::settings::Limits;
 use yimen_adapters::{Adapter, DeliveryOutcome, DeliveryRequest};
 
 type SendFuture = BoxFuture<'static, Result<DeliveryOutcome, BoxError>>;
+
+/// An attempt that reached its turn in the send path but was not sent: the line system was not
+/// contacted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotSent(pub String);
 
 /// A cloneable handle on one line system's send path.
 #[derive(Clone)]
@@ -41,18 +48,28 @@ impl LineSender {
     pub fn new(adapter: Arc<dyn Adapter>, limits: &Limits) -> Option<Self> {
         let rate = (limits.rate_per_second > 0)
             .then(|| (u64::from(limits.rate_per_second), Duration::from_secs(1)));
-        Self::with_limits(adapter, limits, limits.max_in_flight, rate, Arc::default())
+        Self::with_limits(
+            adapter,
+            limits,
+            limits.max_in_flight,
+            rate,
+            Arc::default(),
+            Arc::default(),
+        )
     }
 
     /// Like [`Self::new`] with this node's share of the system's limits: at most `max_in_flight`
     /// attempts at once and, when set, `rate = (n, per)`: `n` starts per `per`. `sending` counts
-    /// the attempts past the limits, talking to the line system now.
+    /// the attempts past the limits, talking to the line system now. While `fenced` is set, an
+    /// attempt whose turn comes is not sent ([`NotSent`]): a fenced node's part of the limits
+    /// may already belong to the other nodes, so what it claimed ahead waits for them.
     pub fn with_limits(
         adapter: Arc<dyn Adapter>,
         limits: &Limits,
         max_in_flight: usize,
         rate: Option<(u64, Duration)>,
         sending: Arc<AtomicUsize>,
+        fenced: Arc<AtomicBool>,
     ) -> Option<Self> {
         adapter.as_deliver()?;
         let safety_timeout = limits.connect_timeout() + limits.request_timeout() * 2;
@@ -63,6 +80,15 @@ impl LineSender {
             .timeout(safety_timeout)
             .service_fn(move |request: DeliveryRequest| {
                 let adapter = adapter.clone();
+                if fenced.load(Ordering::Acquire) {
+                    let not_sent = NotSent(
+                        "not sent: this node is fenced (its heartbeat could not be stored), so \
+                         the other nodes may hold the system's whole limit"
+                            .to_owned(),
+                    );
+                    return async move { Err::<DeliveryOutcome, BoxError>(Box::new(not_sent)) }
+                        .boxed();
+                }
                 let sending = Sending::start(&sending);
                 async move {
                     let _sending = sending;
@@ -75,6 +101,7 @@ impl LineSender {
                     };
                     Ok::<_, BoxError>(outcome)
                 }
+                .boxed()
             });
         let boxed = BoxService::new(inner);
         let service = Buffer::new(boxed, max_in_flight.max(1) * 2);
@@ -85,7 +112,10 @@ impl LineSender {
     }
 
     /// Sends one attempt through the limits and classifies layer failures.
-    pub fn send(&self, request: DeliveryRequest) -> BoxFuture<'static, DeliveryOutcome> {
+    pub fn send(
+        &self,
+        request: DeliveryRequest,
+    ) -> BoxFuture<'static, Result<DeliveryOutcome, NotSent>> {
         // Boxed with an explicit `Send` so callers' futures stay `Send` (the buffer's error
         // conversion otherwise trips higher-ranked lifetime inference).
         let safety_timeout = self.safety_timeout;
@@ -93,7 +123,13 @@ impl LineSender {
             self.service
                 .clone()
                 .oneshot(request)
-                .map(move |result| classify(result, safety_timeout)),
+                .map(move |result| match result {
+                    Err(error) => match error.downcast::<NotSent>() {
+                        Ok(not_sent) => Err(*not_sent),
+                        Err(error) => Ok(classify(Err(error), safety_timeout)),
+                    },
+                    ok => Ok(classify(ok, safety_timeout)),
+                }),
         )
     }
 }
@@ -200,7 +236,11 @@ mod tests {
     }
 
     async fn send_all(sender: &LineSender, n: u32) -> Vec<DeliveryOutcome> {
-        futures::future::join_all((0..n).map(|i| sender.send(request(i)))).await
+        futures::future::join_all((0..n).map(|i| sender.send(request(i))))
+            .await
+            .into_iter()
+            .map(|sent| sent.expect("not fenced"))
+            .collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -252,10 +292,56 @@ mod tests {
             ..Recorder::default()
         });
         let sender = LineSender::new(adapter, &Limits::default()).unwrap();
-        let outcome = sender.send(request(1)).await;
+        let outcome = sender.send(request(1)).await.unwrap();
         assert!(
             matches!(outcome, DeliveryOutcome::Ambiguous { .. }),
             "{outcome:?}"
         );
+    }
+
+    /// Attempts queued for a slot when the node fences itself are not sent once their turn
+    /// comes; the one already talking to the line system finishes.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_whose_turn_comes_while_fenced_are_not_sent() {
+        let adapter = Arc::new(Recorder {
+            work: Duration::from_secs(1),
+            ..Recorder::default()
+        });
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let fenced = Arc::new(AtomicBool::new(false));
+        let sender = LineSender::with_limits(
+            adapter.clone(),
+            &limits,
+            1,
+            None,
+            Arc::default(),
+            fenced.clone(),
+        )
+        .unwrap();
+        let first = tokio::spawn(sender.send(request(1)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let queued = tokio::spawn(sender.send(request(2)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fenced.store(true, Ordering::Release);
+        assert!(matches!(
+            first.await.unwrap(),
+            Ok(DeliveryOutcome::Delivered(_))
+        ));
+        let not_sent = queued.await.unwrap().unwrap_err();
+        assert!(not_sent.0.contains("fenced"), "{not_sent}");
+        assert_eq!(
+            adapter.starts.lock().unwrap().len(),
+            1,
+            "the second never started"
+        );
+
+        fenced.store(false, Ordering::Release);
+        assert!(matches!(
+            sender.send(request(3)).await,
+            Ok(DeliveryOutcome::Delivered(_))
+        ));
     }
 }
