@@ -71,6 +71,128 @@ impl PostgresStore {
         Ok(WriteTx(self.writer.begin().await?))
     }
 
+    /// Inserts the new case rows with one statement whose text does not depend on the number
+    /// of rows (`UNNEST` of one array per column), so it stays prepared: one round trip, no
+    /// parse or plan per batch. Returns the ids inserted (a number already stored is skipped).
+    async fn insert_case_rows(
+        conn: &mut sqlx::PgConnection,
+        rows: &[shared::CaseRow<'_>],
+    ) -> Result<Vec<String>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
+                 applicant_id_number, credit_code, status, created_at, updated_at)
+             SELECT r.*, $9, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                 $5::text[], $6::text[], $7::text[], $8::text[]) AS r
+             ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id",
+        )
+        .bind(rows.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.client_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.case_number).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.content_hash).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|c| c.case_json.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|c| c.applicant_id_number)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|c| c.credit_code).collect::<Vec<_>>())
+        .bind(rows.iter().map(|c| c.status).collect::<Vec<_>>())
+        .bind(rows[0].now)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// Inserts an intake batch's other rows, one `UNNEST` statement per table (see
+    /// [`Self::insert_case_rows`]).
+    async fn insert_rows(
+        conn: &mut sqlx::PgConnection,
+        rows: &shared::IntakeRows<'_>,
+    ) -> Result<(), StoreError> {
+        let m = &rows.materials;
+        if !m.is_empty() {
+            sqlx::query(
+                "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
+                     $5::bigint[], $6::text[], $7::text[])",
+            )
+            .bind(m.iter().map(|r| r.case_id).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.position).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.name).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.sha256).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.size).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.media_type).collect::<Vec<_>>())
+            .bind(m.iter().map(|r| r.path).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        let d = &rows.deliveries;
+        if !d.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
+                     attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
+                     mapping_version, created_at, updated_at)
+                 SELECT r.*, r.created_at FROM UNNEST($1::text[], $2::text[], $3::text[],
+                     $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
+                     $9::bigint[], $10::bigint[], $11::text[], $12::bigint[]) AS r (id, case_id,
+                     system_id, idempotency_key, state, attempts, next_attempt_at, lease_owner,
+                     lease_expires_at, due_at, mapping_version, created_at)",
+            )
+            .bind(d.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.case_id).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.system_id).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.state).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.attempts).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.due_at).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.now).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        let a = &rows.attempts;
+        if !a.is_empty() {
+            sqlx::query(
+                "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[])",
+            )
+            .bind(a.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.node_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.started_at).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        let p = &rows.payloads;
+        if !p.is_empty() {
+            sqlx::query(
+                "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
+                     body, fields_json)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                     $5::bytea[], $6::text[])",
+            )
+            .bind(p.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+            .bind(p.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
+            .bind(p.iter().map(|r| r.content_type).collect::<Vec<_>>())
+            .bind(p.iter().map(|r| r.extension).collect::<Vec<_>>())
+            .bind(p.iter().map(|r| r.body).collect::<Vec<_>>())
+            .bind(p.iter().map(|r| r.fields_json.as_str()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn do_close(&self) {
         self.writer.close().await;
         self.reader.close().await;

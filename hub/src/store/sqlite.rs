@@ -36,6 +36,10 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Name of the database file inside the data folder.
 pub const SQLITE_FILE: &str = "yimen.db";
 
+/// Rows per multi-row intake statement (13 columns at most: well under SQLite's 32,766
+/// variables).
+const ROWS_PER_STATEMENT: usize = 300;
+
 /// How often the background connection checkpoints the log.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -103,6 +107,114 @@ impl SqliteStore {
             checkpoints,
             path,
         })
+    }
+
+    /// Inserts the new case rows (multi-row `VALUES`, chunked); returns the ids inserted (a
+    /// number already stored is skipped).
+    async fn insert_case_rows(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[shared::CaseRow<'_>],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
+                     applicant_id_number, credit_code, status, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, c| {
+                row.push_bind(c.id)
+                    .push_bind(c.client_id)
+                    .push_bind(c.case_number)
+                    .push_bind(c.content_hash)
+                    .push_bind(c.case_json.as_str())
+                    .push_bind(c.applicant_id_number)
+                    .push_bind(c.credit_code)
+                    .push_bind(c.status)
+                    .push_bind(c.now)
+                    .push_bind(c.now);
+            });
+            insert.push(" ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id");
+            let inserted: Vec<String> = insert
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await?;
+            ids.extend(inserted);
+        }
+        Ok(ids)
+    }
+
+    /// Inserts an intake batch's other rows: one multi-row `VALUES` per table and chunk.
+    async fn insert_rows(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &shared::IntakeRows<'_>,
+    ) -> Result<(), StoreError> {
+        for chunk in rows.materials.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path) ",
+            );
+            insert.push_values(chunk, |mut row, m| {
+                row.push_bind(m.case_id)
+                    .push_bind(m.position)
+                    .push_bind(m.name)
+                    .push_bind(m.sha256)
+                    .push_bind(m.size)
+                    .push_bind(m.media_type)
+                    .push_bind(m.path);
+            });
+            insert.build().persistent(false).execute(&mut *conn).await?;
+        }
+        for chunk in rows.deliveries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
+                     attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
+                     mapping_version, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, d| {
+                row.push_bind(d.id)
+                    .push_bind(d.case_id)
+                    .push_bind(d.system_id)
+                    .push_bind(d.idempotency_key)
+                    .push_bind(d.state)
+                    .push_bind(d.attempts)
+                    .push_bind(d.next_attempt_at)
+                    .push_bind(d.lease_owner)
+                    .push_bind(d.lease_expires_at)
+                    .push_bind(d.due_at)
+                    .push_bind(d.mapping_version)
+                    .push_bind(d.now)
+                    .push_bind(d.now);
+            });
+            insert.build().persistent(false).execute(&mut *conn).await?;
+        }
+        for chunk in rows.attempts.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
+            );
+            insert.push_values(chunk, |mut row, a| {
+                row.push_bind(a.delivery_id)
+                    .push_bind(a.attempt)
+                    .push_bind(a.node_id)
+                    .push_bind(a.started_at);
+            });
+            insert.build().persistent(false).execute(&mut *conn).await?;
+        }
+        for chunk in rows.payloads.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
+                     body, fields_json) ",
+            );
+            insert.push_values(chunk, |mut row, p| {
+                row.push_bind(p.delivery_id)
+                    .push_bind(p.mapping_version)
+                    .push_bind(p.content_type)
+                    .push_bind(p.extension)
+                    .push_bind(p.body)
+                    .push_bind(p.fields_json.as_str());
+            });
+            insert.build().persistent(false).execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     async fn do_close(&self) {

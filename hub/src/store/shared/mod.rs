@@ -3,10 +3,11 @@
 //! SQLite and PostgreSQL run the same statements (`$N` placeholders work in both through sqlx);
 //! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
 //! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL), in the change-feed lock and
-//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL).
+//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in how intake writes
+//! its rows ([`IntakeRows`]: multi-row `VALUES` on SQLite, `UNNEST` of arrays on PostgreSQL).
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
-//! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `BACKEND`,
-//! `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
+//! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
+//! `insert_case_rows()`, `insert_rows()`, `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
 mod claim;
@@ -24,6 +25,80 @@ pub(crate) use operate::operate_ops;
 pub(crate) use read::read_ops;
 pub(crate) use report::report_ops;
 pub(crate) use write::write_ops;
+
+/// The rows one intake batch adds, one vector per table, inserted by the backend's
+/// `insert_rows`. The case rows go first (separately), since which cases are new is known only
+/// from their insert.
+#[derive(Debug, Default)]
+pub(crate) struct IntakeRows<'a> {
+    pub materials: Vec<MaterialRow<'a>>,
+    pub deliveries: Vec<DeliveryRow<'a>>,
+    pub payloads: Vec<PayloadRow<'a>>,
+    pub attempts: Vec<AttemptRow<'a>>,
+}
+
+/// A `cases` row; `now` is its creation and update time.
+#[derive(Debug)]
+pub(crate) struct CaseRow<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub case_number: &'a str,
+    pub content_hash: &'a str,
+    pub case_json: String,
+    pub applicant_id_number: Option<&'a str>,
+    pub credit_code: Option<&'a str>,
+    pub status: &'a str,
+    pub now: i64,
+}
+
+/// A `materials` row.
+#[derive(Debug)]
+pub(crate) struct MaterialRow<'a> {
+    pub case_id: &'a str,
+    pub position: i64,
+    pub name: &'a str,
+    pub sha256: &'a str,
+    pub size: i64,
+    pub media_type: &'a str,
+    pub path: &'a str,
+}
+
+/// A `deliveries` row as intake writes it (`created_at = updated_at = now`).
+#[derive(Debug)]
+pub(crate) struct DeliveryRow<'a> {
+    pub id: &'a str,
+    pub case_id: &'a str,
+    pub system_id: &'a str,
+    pub idempotency_key: &'a str,
+    pub state: &'static str,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub lease_owner: Option<&'a str>,
+    pub lease_expires_at: Option<i64>,
+    pub due_at: i64,
+    pub mapping_version: &'a str,
+    pub now: i64,
+}
+
+/// A `payloads` row.
+#[derive(Debug)]
+pub(crate) struct PayloadRow<'a> {
+    pub delivery_id: &'a str,
+    pub mapping_version: &'a str,
+    pub content_type: &'a str,
+    pub extension: &'a str,
+    pub body: &'a [u8],
+    pub fields_json: String,
+}
+
+/// An `attempts` row of an attempt begun (not finished).
+#[derive(Debug)]
+pub(crate) struct AttemptRow<'a> {
+    pub delivery_id: &'a str,
+    pub attempt: i64,
+    pub node_id: &'a str,
+    pub started_at: i64,
+}
 
 /// A timestamp as stored: microseconds since the Unix epoch.
 pub(crate) fn micros(at: Timestamp) -> i64 {

@@ -136,33 +136,26 @@ macro_rules! write_ops {
                 }
                 // Insert; a number another node stored meanwhile (PostgreSQL) is skipped here
                 // and answered from a second lookup below.
-                let mut inserted: HashSet<String> = HashSet::with_capacity(fresh.len());
-                for chunk in fresh.chunks(ROWS) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
-                             applicant_id_number, credit_code, status, created_at, updated_at) ",
-                    );
-                    insert.push_values(chunk, |mut row, (i, id)| {
+                let case_rows: Vec<shared::CaseRow<'_>> = fresh
+                    .iter()
+                    .map(|(i, id)| {
                         let case = &cases[*i];
-                        row.push_bind(id.as_str())
-                            .push_bind(case.client_id.as_str())
-                            .push_bind(case.case_number.as_str())
-                            .push_bind(case.content_hash.as_str())
-                            .push_bind(case.case_json.to_string())
-                            .push_bind(case.applicant_id_number.as_deref())
-                            .push_bind(case.credit_code.as_deref())
-                            .push_bind(case.status.as_str())
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    insert.push(" ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id");
-                    let ids: Vec<String> = insert
-                        .build_query_scalar()
-                        .persistent(false)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                    inserted.extend(ids);
-                }
+                        shared::CaseRow {
+                            id: id.as_str(),
+                            client_id: case.client_id.as_str(),
+                            case_number: case.case_number.as_str(),
+                            content_hash: case.content_hash.as_str(),
+                            case_json: case.case_json.to_string(),
+                            applicant_id_number: case.applicant_id_number.as_deref(),
+                            credit_code: case.credit_code.as_deref(),
+                            status: case.status.as_str(),
+                            now,
+                        }
+                    })
+                    .collect();
+                let inserted: HashSet<String> =
+                    Self::insert_case_rows(&mut **tx, &case_rows).await?.into_iter().collect();
+                drop(case_rows);
                 let mut created: Vec<(usize, String)> = Vec::with_capacity(fresh.len());
                 for (i, id) in fresh {
                     if inserted.contains(&id) {
@@ -183,29 +176,8 @@ macro_rules! write_ops {
                         InsertOutcome::Conflict { case_id: existing }
                     }));
                 }
-                // Materials, deliveries and payloads of the created cases.
-                let materials: Vec<(&str, usize, &NewMaterial)> = created
-                    .iter()
-                    .flat_map(|(i, id)| {
-                        cases[*i].materials.iter().enumerate().map(move |(p, m)| (id.as_str(), p, m))
-                    })
-                    .collect();
-                for chunk in materials.chunks(ROWS) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path) ",
-                    );
-                    insert.push_values(chunk, |mut row, (case_id, position, m)| {
-                        row.push_bind(*case_id)
-                            .push_bind(i64::try_from(*position).unwrap_or(i64::MAX))
-                            .push_bind(m.name.as_str())
-                            .push_bind(m.sha256.as_str())
-                            .push_bind(i64::try_from(m.size).unwrap_or(i64::MAX))
-                            .push_bind(m.media_type.as_str())
-                            .push_bind(m.path.as_str());
-                    });
-                    insert.build().persistent(false).execute(&mut **tx).await?;
-                }
-                // Targets the intake node claimed: `sending` under its lease, attempt 1 begun.
+                // Materials, deliveries and payloads of the created cases; targets the intake
+                // node claimed are `sending` under its lease, attempt 1 begun.
                 let mut rows: Vec<(&str, &NewDelivery, CreatedDelivery)> = Vec::new();
                 for (i, case_id) in &created {
                     let claim = cases[*i].claim.as_ref();
@@ -236,69 +208,60 @@ macro_rules! write_ops {
                         ));
                     }
                 }
-                for chunk in rows.chunks(ROWS) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
-                             attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
-                             mapping_version, created_at, updated_at) ",
-                    );
-                    insert.push_values(chunk, |mut row, (case_id, t, d)| {
-                        row.push_bind(d.delivery_id.as_str())
-                            .push_bind(*case_id)
-                            .push_bind(d.system_id.as_str())
-                            .push_bind(d.idempotency_key.as_str());
+                let mut added = shared::IntakeRows::default();
+                for (i, case_id) in &created {
+                    for (position, m) in cases[*i].materials.iter().enumerate() {
+                        added.materials.push(shared::MaterialRow {
+                            case_id: case_id.as_str(),
+                            position: i64::try_from(position).unwrap_or(i64::MAX),
+                            name: m.name.as_str(),
+                            sha256: m.sha256.as_str(),
+                            size: i64::try_from(m.size).unwrap_or(i64::MAX),
+                            media_type: m.media_type.as_str(),
+                            path: m.path.as_str(),
+                        });
+                    }
+                }
+                for (case_id, t, d) in &rows {
+                    let (state, attempts, next_attempt_at, lease_owner, lease_expires_at, due_at) =
                         match &d.claimed {
                             Some((lease, expires)) => {
+                                added.attempts.push(shared::AttemptRow {
+                                    delivery_id: lease.delivery_id.as_str(),
+                                    attempt: i64::from(lease.attempt),
+                                    node_id: lease.owner.as_str(),
+                                    started_at: now,
+                                });
                                 let expires = shared::micros(*expires);
-                                row.push_bind("sending")
-                                    .push_bind(1_i64)
-                                    .push_bind(None::<i64>)
-                                    .push_bind(Some(lease.owner.as_str()))
-                                    .push_bind(Some(expires))
-                                    .push_bind(expires);
+                                ("sending", 1, None, Some(lease.owner.as_str()), Some(expires), expires)
                             }
-                            None => {
-                                row.push_bind("queued")
-                                    .push_bind(0_i64)
-                                    .push_bind(Some(now))
-                                    .push_bind(None::<&str>)
-                                    .push_bind(None::<i64>)
-                                    .push_bind(now);
-                            }
-                        }
-                        row.push_bind(t.payload.mapping_version.as_str())
-                            .push_bind(now)
-                            .push_bind(now);
+                            None => ("queued", 0, Some(now), None, None, now),
+                        };
+                    added.deliveries.push(shared::DeliveryRow {
+                        id: d.delivery_id.as_str(),
+                        case_id,
+                        system_id: d.system_id.as_str(),
+                        idempotency_key: d.idempotency_key.as_str(),
+                        state,
+                        attempts,
+                        next_attempt_at,
+                        lease_owner,
+                        lease_expires_at,
+                        due_at,
+                        mapping_version: t.payload.mapping_version.as_str(),
+                        now,
                     });
-                    insert.build().persistent(false).execute(&mut **tx).await?;
-                    let begun: Vec<&LeaseToken> =
-                        chunk.iter().filter_map(|(_, _, d)| d.claimed.as_ref().map(|c| &c.0)).collect();
-                    if !begun.is_empty() {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
-                        );
-                        insert.push_values(begun, |mut row, lease| {
-                            row.push_bind(lease.delivery_id.as_str())
-                                .push_bind(i64::from(lease.attempt))
-                                .push_bind(lease.owner.as_str())
-                                .push_bind(now);
-                        });
-                        insert.build().persistent(false).execute(&mut **tx).await?;
-                    }
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
-                             body, fields_json) ",
-                    );
-                    insert.push_values(chunk, |mut row, (_, t, d)| {
-                        row.push_bind(d.delivery_id.as_str())
-                            .push_bind(t.payload.mapping_version.as_str())
-                            .push_bind(t.payload.content_type.as_str())
-                            .push_bind(t.payload.extension.as_str())
-                            .push_bind(t.payload.body.as_slice())
-                            .push_bind(shared::fields_to_json(&t.payload.fields));
+                    added.payloads.push(shared::PayloadRow {
+                        delivery_id: d.delivery_id.as_str(),
+                        mapping_version: t.payload.mapping_version.as_str(),
+                        content_type: t.payload.content_type.as_str(),
+                        extension: t.payload.extension.as_str(),
+                        body: t.payload.body.as_slice(),
+                        fields_json: shared::fields_to_json(&t.payload.fields),
                     });
-                    insert.build().persistent(false).execute(&mut **tx).await?;
                 }
+                Self::insert_rows(&mut **tx, &added).await?;
+                drop(added);
                 let mut per_case: HashMap<&str, Vec<CreatedDelivery>> = HashMap::new();
                 for (case_id, _, d) in rows {
                     per_case.entry(case_id).or_default().push(d);
