@@ -66,12 +66,8 @@ pub async fn submit(
     // Targets whose claim window has room are claimed in the intake transaction and handed to
     // the dispatcher right after the commit (by the writer task, so a client that hangs up
     // cannot leave them unsent until their lease expires).
-    let systems: Vec<String> = new_case
-        .targets
-        .iter()
-        .map(|t| t.system_id.clone())
-        .collect();
-    let reservation = state.dispatch.reserve(&state.lines, &systems);
+    let systems = new_case.targets.iter().map(|t| t.system_id.as_str());
+    let reservation = state.dispatch.reserve(&state.lines, systems);
     new_case.claim = reservation.as_ref().map(|r| r.claim());
     let after: Option<AfterCommit> = reservation.map(|r| {
         Box::new(move |case: NewCase, outcome: &InsertOutcome| r.hand_off(case, outcome))

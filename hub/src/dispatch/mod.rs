@@ -184,14 +184,18 @@ impl DispatchHandle {
 
     /// Takes a place in the claim window of each target system that has room (see
     /// [`Line::reserve_at_intake`]); `None` when no dispatcher runs here or none has room.
-    pub fn reserve(&self, lines: &Lines, systems: &[String]) -> Option<Reservation> {
+    pub fn reserve<'a>(
+        &self,
+        lines: &Lines,
+        systems: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Reservation> {
         let port = self
             .port
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()?;
         let held: Vec<(Arc<Line>, Held)> = systems
-            .iter()
+            .into_iter()
             .filter_map(|id| {
                 let line = lines.get(id)?;
                 Some((line.clone(), line.reserve_at_intake()?))

@@ -180,20 +180,23 @@ macro_rules! write_ops {
                 // node claimed are `sending` under its lease, attempt 1 begun.
                 let mut rows: Vec<(&str, &NewDelivery, CreatedDelivery)> = Vec::new();
                 for (i, case_id) in &created {
-                    let claim = cases[*i].claim.as_ref();
+                    // The intake claim's lease, the same for every claimed target of the case.
+                    let claim = cases[*i].claim.as_ref().map(|c| {
+                        let lease = i64::try_from(c.lease.as_micros()).unwrap_or(i64::MAX);
+                        let expires = jiff::Timestamp::from_microsecond(now.saturating_add(lease))
+                            .unwrap_or(jiff::Timestamp::MAX);
+                        (c, expires)
+                    });
                     for target in &cases[*i].targets {
                         let delivery_id = shared::new_id();
                         let claimed = claim
-                            .filter(|c| c.systems.contains(&target.system_id))
-                            .map(|c| {
+                            .filter(|(c, _)| c.systems.contains(&target.system_id))
+                            .map(|(c, expires)| {
                                 let lease = LeaseToken {
                                     delivery_id: delivery_id.clone(),
                                     owner: c.owner.clone(),
                                     attempt: 1,
                                 };
-                                let lease_micros = i64::try_from(c.lease.as_micros()).unwrap_or(i64::MAX);
-                                let expires = jiff::Timestamp::from_microsecond(now.saturating_add(lease_micros))
-                                    .unwrap_or(jiff::Timestamp::MAX);
                                 (lease, expires)
                             });
                         rows.push((
