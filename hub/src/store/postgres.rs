@@ -71,126 +71,205 @@ impl PostgresStore {
         Ok(WriteTx(self.writer.begin().await?))
     }
 
-    /// Inserts the new case rows with one statement whose text does not depend on the number
-    /// of rows (`UNNEST` of one array per column), so it stays prepared: one round trip, no
-    /// parse or plan per batch. Returns the ids inserted (a number already stored is skipped).
-    async fn insert_case_rows(
+    /// Inserts an intake batch with one statement: the cases (a number already stored is
+    /// skipped), then, through data-modifying `WITH` parts, the materials, deliveries, attempts
+    /// and payloads of the cases inserted. Each table's rows come as one array per column
+    /// (`UNNEST`), so the text does not depend on the number of rows and the statement stays
+    /// prepared: one round trip, no parse or plan per batch. Foreign keys are checked at the end
+    /// of the statement, when the parent rows are in. Returns the ids of the cases inserted.
+    async fn insert_fresh(
         conn: &mut sqlx::PgConnection,
-        rows: &[shared::CaseRow<'_>],
-    ) -> Result<Vec<String>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
+        cases: &[shared::CaseRow<'_>],
+        rows: shared::IntakeRows<'_>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let Some(first) = cases.first() else {
+            return Ok(std::collections::HashSet::new());
+        };
+        let (m, d, a, p) = (
+            &rows.materials,
+            &rows.deliveries,
+            &rows.attempts,
+            &rows.payloads,
+        );
         let ids: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
-                 applicant_id_number, credit_code, status, created_at, updated_at)
-             SELECT r.*, $9, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
-                 $5::text[], $6::text[], $7::text[], $8::text[]) AS r
-             ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id",
+            "WITH c AS (
+                 INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
+                     applicant_id_number, credit_code, status, created_at, updated_at)
+                 SELECT r.*, $9, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[]) AS r
+                 ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id
+             ), m AS (
+                 INSERT INTO materials (case_id, position, name, sha256, size, media_type, path)
+                 SELECT r.* FROM UNNEST($10::text[], $11::bigint[], $12::text[], $13::text[],
+                     $14::bigint[], $15::text[], $16::text[])
+                     AS r (case_id, position, name, sha256, size, media_type, path)
+                 WHERE r.case_id IN (SELECT id FROM c)
+             ), d AS (
+                 INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
+                     attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
+                     mapping_version, created_at, updated_at)
+                 SELECT r.*, $9, $9 FROM UNNEST($17::text[], $18::text[], $19::text[],
+                     $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::text[],
+                     $25::bigint[], $26::bigint[], $27::text[]) AS r (id, case_id, system_id,
+                     idempotency_key, state, attempts, next_attempt_at, lease_owner,
+                     lease_expires_at, due_at, mapping_version)
+                 WHERE r.case_id IN (SELECT id FROM c)
+                 RETURNING id
+             ), a AS (
+                 INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
+                 SELECT r.* FROM UNNEST($28::text[], $29::bigint[], $30::text[], $31::bigint[])
+                     AS r (delivery_id, attempt, node_id, started_at)
+                 WHERE r.delivery_id IN (SELECT id FROM d)
+             ), p AS (
+                 INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
+                     body, fields_json)
+                 SELECT r.* FROM UNNEST($32::text[], $33::text[], $34::text[], $35::text[],
+                     $36::bytea[], $37::text[])
+                     AS r (delivery_id, mapping_version, content_type, extension, body,
+                         fields_json)
+                 WHERE r.delivery_id IN (SELECT id FROM d)
+             )
+             SELECT id FROM c",
         )
-        .bind(rows.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|c| c.client_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|c| c.case_number).collect::<Vec<_>>())
-        .bind(rows.iter().map(|c| c.content_hash).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.client_id).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.case_number).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.content_hash).collect::<Vec<_>>())
         .bind(
-            rows.iter()
+            cases
+                .iter()
                 .map(|c| c.case_json.as_str())
                 .collect::<Vec<_>>(),
         )
         .bind(
-            rows.iter()
+            cases
+                .iter()
                 .map(|c| c.applicant_id_number)
                 .collect::<Vec<_>>(),
         )
-        .bind(rows.iter().map(|c| c.credit_code).collect::<Vec<_>>())
-        .bind(rows.iter().map(|c| c.status).collect::<Vec<_>>())
-        .bind(rows[0].now)
+        .bind(cases.iter().map(|c| c.credit_code).collect::<Vec<_>>())
+        .bind(cases.iter().map(|c| c.status).collect::<Vec<_>>())
+        .bind(first.now)
+        .bind(m.iter().map(|r| r.case_id).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.position).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.name).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.sha256).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.size).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.media_type).collect::<Vec<_>>())
+        .bind(m.iter().map(|r| r.path).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.case_id).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.system_id).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.state).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.due_at).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.node_id).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.content_type).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.extension).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.body).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.fields_json.as_str()).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
-        Ok(ids)
+        Ok(ids.into_iter().collect())
     }
 
-    /// Inserts an intake batch's other rows, one `UNNEST` statement per table (see
-    /// [`Self::insert_case_rows`]).
-    async fn insert_rows(
+    /// Writes change-feed entries with one prepared statement that first takes the feed lock
+    /// (see the module doc): the lock's one-row part must produce its row before any entry is
+    /// formed, so every cursor value is drawn under the lock, in the order given.
+    async fn write_feed(
         conn: &mut sqlx::PgConnection,
-        rows: &shared::IntakeRows<'_>,
+        entries: &[shared::PendingChange],
     ) -> Result<(), StoreError> {
-        let m = &rows.materials;
-        if !m.is_empty() {
-            sqlx::query(
-                "INSERT INTO materials (case_id, position, name, sha256, size, media_type, path)
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
-                     $5::bigint[], $6::text[], $7::text[])",
-            )
-            .bind(m.iter().map(|r| r.case_id).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.position).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.name).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.sha256).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.size).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.media_type).collect::<Vec<_>>())
-            .bind(m.iter().map(|r| r.path).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
-        let d = &rows.deliveries;
-        if !d.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
-                     attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
-                     mapping_version, created_at, updated_at)
-                 SELECT r.*, r.created_at FROM UNNEST($1::text[], $2::text[], $3::text[],
-                     $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[],
-                     $9::bigint[], $10::bigint[], $11::text[], $12::bigint[]) AS r (id, case_id,
-                     system_id, idempotency_key, state, attempts, next_attempt_at, lease_owner,
-                     lease_expires_at, due_at, mapping_version, created_at)",
-            )
-            .bind(d.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.case_id).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.system_id).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.state).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.attempts).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.due_at).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
-            .bind(d.iter().map(|r| r.now).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
-        let a = &rows.attempts;
-        if !a.is_empty() {
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[])",
-            )
-            .bind(a.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
-            .bind(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
-            .bind(a.iter().map(|r| r.node_id).collect::<Vec<_>>())
-            .bind(a.iter().map(|r| r.started_at).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
-        let p = &rows.payloads;
-        if !p.is_empty() {
-            sqlx::query(
-                "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
-                     body, fields_json)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
-                     $5::bytea[], $6::text[])",
-            )
-            .bind(p.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
-            .bind(p.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
-            .bind(p.iter().map(|r| r.content_type).collect::<Vec<_>>())
-            .bind(p.iter().map(|r| r.extension).collect::<Vec<_>>())
-            .bind(p.iter().map(|r| r.body).collect::<Vec<_>>())
-            .bind(p.iter().map(|r| r.fields_json.as_str()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
+        sqlx::query(
+            "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(7130001))
+             INSERT INTO changes (case_id, kind, system_id, state, at)
+             SELECT r.* FROM l CROSS JOIN UNNEST($1::text[], $2::text[], $3::text[],
+                 $4::text[], $5::bigint[]) AS r",
+        )
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.case_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| e.system_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(entries.iter().map(|e| e.state.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
         Ok(())
+    }
+
+    /// Records completions with one prepared statement: a guarded update of the deliveries
+    /// joined to the outcomes as arrays (`UNNEST`; only rows whose lease is still held change),
+    /// and, in a data-modifying `WITH` part, the attempt rows of those that changed. Returns
+    /// (delivery id, case id, system id) of the deliveries updated.
+    async fn complete_rows(
+        conn: &mut sqlx::PgConnection,
+        rows: &[shared::CompletionRow<'_>],
+        now: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "WITH v AS (
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[],
+                     $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                     $11::text[]) AS v (id, owner, attempt, state, next_attempt_at,
+                     receipt_number, receipt_raw_status, receipt_excerpt, outcome, error,
+                     excerpt)
+             ), d AS (
+                 UPDATE deliveries SET state = v.state, next_attempt_at = v.next_attempt_at,
+                     due_at = v.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
+                     receipt_number = v.receipt_number,
+                     receipt_raw_status = v.receipt_raw_status,
+                     receipt_excerpt = v.receipt_excerpt, last_outcome = v.outcome,
+                     last_error = v.error, last_excerpt = v.excerpt, updated_at = $12
+                 FROM v
+                 WHERE deliveries.id = v.id AND deliveries.state = 'sending'
+                     AND deliveries.lease_owner = v.owner AND deliveries.attempts = v.attempt
+                 RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
+                     deliveries.attempts
+             ), a AS (
+                 UPDATE attempts SET finished_at = $12, outcome = v.outcome, reason = v.error,
+                     excerpt = v.excerpt
+                 FROM d JOIN v ON v.id = d.id AND v.attempt = d.attempts
+                 WHERE attempts.delivery_id = d.id AND attempts.attempt = d.attempts
+             )
+             SELECT id, case_id, system_id FROM d",
+        )
+        .bind(rows.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.owner).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.state).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.receipt_number).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.receipt_raw_status)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.receipt_excerpt).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.error).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.excerpt).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?)
     }
 
     async fn do_close(&self) {

@@ -39,6 +39,8 @@ pub const SQLITE_FILE: &str = "yimen.db";
 /// Rows per multi-row intake statement (13 columns at most: well under SQLite's 32,766
 /// variables).
 const ROWS_PER_STATEMENT: usize = 300;
+/// Completions per statement (11 values each).
+const COMPLETIONS_PER_STATEMENT: usize = 300;
 
 /// How often the background connection checkpoints the log.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -107,6 +109,24 @@ impl SqliteStore {
             checkpoints,
             path,
         })
+    }
+
+    /// Inserts an intake batch: the cases first (a number already stored is skipped), then the
+    /// other rows of the cases inserted. Returns the ids of the cases inserted.
+    async fn insert_fresh(
+        conn: &mut sqlx::SqliteConnection,
+        cases: &[shared::CaseRow<'_>],
+        mut rows: shared::IntakeRows<'_>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let inserted: std::collections::HashSet<String> = Self::insert_case_rows(conn, cases)
+            .await?
+            .into_iter()
+            .collect();
+        if inserted.len() < cases.len() {
+            rows.retain_cases(&inserted);
+        }
+        Self::insert_rows(conn, &rows).await?;
+        Ok(inserted)
     }
 
     /// Inserts the new case rows (multi-row `VALUES`, chunked); returns the ids inserted (a
@@ -215,6 +235,98 @@ impl SqliteStore {
             insert.build().persistent(false).execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    /// Writes change-feed entries: one multi-row `VALUES` per chunk. The single writer
+    /// connection orders commits, so no lock is needed.
+    async fn write_feed(
+        conn: &mut sqlx::SqliteConnection,
+        entries: &[shared::PendingChange],
+    ) -> Result<(), StoreError> {
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO changes (case_id, kind, system_id, state, at) ",
+            );
+            insert.push_values(chunk, |mut row, change| {
+                row.push_bind(&change.case_id)
+                    .push_bind(change.kind)
+                    .push_bind(&change.system_id)
+                    .push_bind(&change.state)
+                    .push_bind(change.at);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Records completions, per chunk: one guarded `UPDATE … FROM (VALUES …)` of the
+    /// deliveries (only rows whose lease is still held change), then the attempt rows of those
+    /// that changed. Returns (delivery id, case id, system id) of the deliveries updated.
+    async fn complete_rows(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[shared::CompletionRow<'_>],
+        now: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut updated = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(COMPLETIONS_PER_STATEMENT) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE deliveries SET state = v.column4, next_attempt_at = v.column5,
+                     due_at = v.column5, lease_owner = NULL, lease_expires_at = NULL,
+                     receipt_number = v.column6, receipt_raw_status = v.column7,
+                     receipt_excerpt = v.column8, last_outcome = v.column9,
+                     last_error = v.column10, last_excerpt = v.column11, updated_at = ",
+            );
+            query.push_bind(now);
+            query.push(" FROM (");
+            query.push_values(chunk, |mut b, r| {
+                b.push_bind(r.delivery_id)
+                    .push_bind(r.owner)
+                    .push_bind(r.attempt)
+                    .push_bind(r.state)
+                    .push_bind(r.next_attempt_at)
+                    .push_bind(r.receipt_number)
+                    .push_bind(r.receipt_raw_status)
+                    .push_bind(r.receipt_excerpt)
+                    .push_bind(r.outcome)
+                    .push_bind(r.error)
+                    .push_bind(r.excerpt);
+            });
+            query.push(
+                ") AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'
+                 AND deliveries.lease_owner = v.column2 AND deliveries.attempts = v.column3
+                 RETURNING deliveries.id, deliveries.case_id, deliveries.system_id",
+            );
+            let changed: Vec<(String, String, String)> = query
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await?;
+            let held: std::collections::HashSet<&str> =
+                changed.iter().map(|(id, _, _)| id.as_str()).collect();
+            let held: Vec<&shared::CompletionRow<'_>> = chunk
+                .iter()
+                .filter(|r| held.contains(r.delivery_id))
+                .collect();
+            if !held.is_empty() {
+                let mut query =
+                    sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE attempts SET finished_at = ");
+                query.push_bind(now);
+                query.push(", outcome = v.column3, reason = v.column4, excerpt = v.column5 FROM (");
+                query.push_values(held, |mut b, r| {
+                    b.push_bind(r.delivery_id)
+                        .push_bind(r.attempt)
+                        .push_bind(r.outcome)
+                        .push_bind(r.error)
+                        .push_bind(r.excerpt);
+                });
+                query.push(
+                    ") AS v WHERE attempts.delivery_id = v.column1 AND attempts.attempt = v.column2",
+                );
+                query.build().persistent(false).execute(&mut *conn).await?;
+            }
+            updated.extend(changed);
+        }
+        Ok(updated)
     }
 
     async fn do_close(&self) {

@@ -3,11 +3,14 @@
 //! SQLite and PostgreSQL run the same statements (`$N` placeholders work in both through sqlx);
 //! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
 //! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL), in the change-feed lock and
-//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in how intake writes
-//! its rows ([`IntakeRows`]: multi-row `VALUES` on SQLite, `UNNEST` of arrays on PostgreSQL).
+//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in how the hot
+//! writes send their rows: multi-row `VALUES` on SQLite (in process, no round trips); on
+//! PostgreSQL one prepared statement per write, with one array per column (`UNNEST`) and
+//! data-modifying `WITH` parts, since there every statement is a round trip.
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
 //! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
-//! `insert_case_rows()`, `insert_rows()`, `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
+//! `insert_fresh()` (intake), `complete_rows()` (outcomes), `write_feed()` (change feed),
+//! `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
 mod claim;
@@ -26,15 +29,43 @@ pub(crate) use read::read_ops;
 pub(crate) use report::report_ops;
 pub(crate) use write::write_ops;
 
-/// The rows one intake batch adds, one vector per table, inserted by the backend's
-/// `insert_rows`. The case rows go first (separately), since which cases are new is known only
-/// from their insert.
+/// The rows one intake batch adds besides its cases, one vector per table, inserted by the
+/// backend's `insert_fresh` together with the case rows. A case whose number turns out to be
+/// stored already (another node stored it meanwhile) is skipped with all its rows.
 #[derive(Debug, Default)]
 pub(crate) struct IntakeRows<'a> {
     pub materials: Vec<MaterialRow<'a>>,
     pub deliveries: Vec<DeliveryRow<'a>>,
     pub payloads: Vec<PayloadRow<'a>>,
     pub attempts: Vec<AttemptRow<'a>>,
+}
+
+impl IntakeRows<'_> {
+    /// Keeps only the rows of the cases in `inserted`.
+    pub(crate) fn retain_cases(&mut self, inserted: &std::collections::HashSet<String>) {
+        self.materials.retain(|m| inserted.contains(m.case_id));
+        self.deliveries.retain(|d| inserted.contains(d.case_id));
+        let kept: std::collections::HashSet<&str> = self.deliveries.iter().map(|d| d.id).collect();
+        self.payloads.retain(|p| kept.contains(p.delivery_id));
+        self.attempts.retain(|a| kept.contains(a.delivery_id));
+    }
+}
+
+/// One outcome as a completion writes it: the delivery row's new values, guarded by the lease
+/// (`delivery_id`, `owner`, `attempt`), and the attempt row's result.
+#[derive(Debug)]
+pub(crate) struct CompletionRow<'a> {
+    pub delivery_id: &'a str,
+    pub owner: &'a str,
+    pub attempt: i64,
+    pub state: &'static str,
+    pub next_attempt_at: Option<i64>,
+    pub receipt_number: Option<&'a str>,
+    pub receipt_raw_status: Option<&'a str>,
+    pub receipt_excerpt: Option<&'a str>,
+    pub outcome: &'static str,
+    pub error: Option<&'a str>,
+    pub excerpt: Option<&'a str>,
 }
 
 /// A `cases` row; `now` is its creation and update time.

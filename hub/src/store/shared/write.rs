@@ -5,37 +5,26 @@
 macro_rules! write_ops {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Writes the feed entries gathered in `feed` and commits. On PostgreSQL the feed lock
-            /// is taken here, last, after every row lock: a transaction holding it never waits
-            /// for a row, so it cannot be part of a deadlock, and commit order is cursor order.
+            /// Writes the feed entries gathered in `feed` (the backend's `write_feed`) and
+            /// commits. On PostgreSQL the feed lock is taken there, last, after every row lock:
+            /// a transaction holding it never waits for a row, so it cannot be part of a
+            /// deadlock, and commit order is cursor order.
             async fn commit_with(
                 mut tx: WriteTx,
                 feed: shared::Feed,
             ) -> Result<(), StoreError> {
                 if !feed.is_empty() {
-                    if let Some(lock) = Self::FEED_LOCK {
-                        sqlx::query(lock).execute(&mut *tx).await?;
-                    }
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO changes (case_id, kind, system_id, state, at) ",
-                    );
-                    insert.push_values(feed.entries(), |mut row, change| {
-                        row.push_bind(&change.case_id)
-                            .push_bind(change.kind)
-                            .push_bind(&change.system_id)
-                            .push_bind(&change.state)
-                            .push_bind(change.at);
-                    });
-                    insert.build().execute(&mut *tx).await?;
+                    Self::write_feed(&mut tx, feed.entries()).await?;
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
             /// Stores a batch of cases in one transaction. The fast path writes each table with
-            /// one multi-row statement per chunk (a handful of statements per batch instead of
-            /// several per case); if the database refuses it, the batch is written again case by
-            /// case, each in its own savepoint, so one bad case cannot fail the others.
+            /// one multi-row statement (one statement in all on PostgreSQL) instead of several
+            /// per case; if the database refuses it, that write is rolled back and the batch
+            /// written again case by case, each in its own savepoint, so one bad case cannot
+            /// fail the others.
             async fn do_insert_cases(
                 &self,
                 cases: &[NewCase],
@@ -43,19 +32,18 @@ macro_rules! write_ops {
                 let now = shared::micros(jiff::Timestamp::now());
                 let mut tx = self.begin_write().await?;
                 let mut feed = shared::Feed::default();
-                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                match Self::insert_batch(&mut savepoint, cases, now, &mut feed).await {
+                match Self::insert_batch(&mut tx, cases, now, &mut feed).await {
                     Ok(results) => {
-                        savepoint.commit().await?;
                         Self::commit_with(tx, feed).await?;
                         return Ok(results);
                     }
                     Err(error) => {
-                        savepoint.rollback().await?;
+                        tx.rollback().await?;
                         tracing::warn!(%error, size = cases.len(), "batch insert refused; storing case by case");
                         feed = shared::Feed::default();
                     }
                 }
+                let mut tx = self.begin_write().await?;
                 let mut results = Vec::with_capacity(cases.len());
                 for case in cases {
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
@@ -76,66 +64,40 @@ macro_rules! write_ops {
                 Ok(results)
             }
 
-            /// The fast path of [`Self::do_insert_cases`]: numbers already stored (or repeated
-            /// inside the batch) are answered from one lookup, the new cases inserted together.
+            /// The fast path of [`Self::do_insert_cases`]: every new number is inserted at once
+            /// with all its rows; a number already stored is skipped by the insert itself and
+            /// answered from a lookup afterwards, so the common batch, all new, needs no lookup.
             async fn insert_batch(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                conn: &mut <$db as sqlx::Database>::Connection,
                 cases: &[NewCase],
                 now: i64,
                 feed: &mut shared::Feed,
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
-                use std::collections::{HashMap, HashSet};
-                const ROWS: usize = 400;
+                use std::collections::HashMap;
                 let mut results: Vec<Option<Result<InsertOutcome, StoreError>>> =
                     cases.iter().map(|_| None).collect();
-                // Numbers stored before: (client, number) → (id, hash).
-                let mut known: HashMap<(&str, &str), (String, String)> = HashMap::new();
-                let mut by_client: HashMap<&str, Vec<&str>> = HashMap::new();
-                for case in cases {
-                    by_client.entry(&case.client_id).or_default().push(&case.case_number);
-                }
-                for (client, numbers) in &by_client {
-                    for chunk in numbers.chunks(ROWS) {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT case_number, id, content_hash FROM cases WHERE client_id = ",
-                        );
-                        query.push_bind(*client);
-                        query.push(" AND case_number IN (");
-                        let mut list = query.separated(", ");
-                        for number in chunk {
-                            list.push_bind(*number);
-                        }
-                        query.push(")");
-                        let rows: Vec<(String, String, String)> =
-                            query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
-                        for (number, id, hash) in rows {
-                            let number = chunk.iter().find(|n| **n == number).copied().unwrap_or("");
-                            known.insert((client, number), (id, hash));
-                        }
-                    }
-                }
-                // The new cases, each number once; later repeats answer like stored ones.
+                // The first case of each number gets an id; later repeats in the batch answer
+                // like the case they repeat.
+                let mut first: HashMap<(&str, &str), usize> = HashMap::new();
                 let mut fresh: Vec<(usize, String)> = Vec::new();
+                let mut repeats: Vec<(usize, usize)> = Vec::new();
                 for (i, case) in cases.iter().enumerate() {
                     if let Err(error) = shared::validate(case) {
                         results[i] = Some(Err(error));
                         continue;
                     }
                     let key = (case.client_id.as_str(), case.case_number.as_str());
-                    if let Some((id, hash)) = known.get(&key) {
-                        results[i] = Some(Ok(if *hash == case.content_hash {
-                            InsertOutcome::Existing { case_id: id.clone() }
-                        } else {
-                            InsertOutcome::Conflict { case_id: id.clone() }
-                        }));
-                        continue;
+                    match first.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(earlier) => {
+                            repeats.push((i, *earlier.get()));
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(i);
+                            fresh.push((i, shared::new_id()));
+                        }
                     }
-                    let case_id = shared::new_id();
-                    known.insert(key, (case_id.clone(), case.content_hash.clone()));
-                    fresh.push((i, case_id));
                 }
-                // Insert; a number another node stored meanwhile (PostgreSQL) is skipped here
-                // and answered from a second lookup below.
+                drop(first);
                 let case_rows: Vec<shared::CaseRow<'_>> = fresh
                     .iter()
                     .map(|(i, id)| {
@@ -153,33 +115,10 @@ macro_rules! write_ops {
                         }
                     })
                     .collect();
-                let inserted: HashSet<String> =
-                    Self::insert_case_rows(&mut **tx, &case_rows).await?.into_iter().collect();
-                drop(case_rows);
-                let mut created: Vec<(usize, String)> = Vec::with_capacity(fresh.len());
-                for (i, id) in fresh {
-                    if inserted.contains(&id) {
-                        created.push((i, id));
-                        continue;
-                    }
-                    let case = &cases[i];
-                    let (existing, hash): (String, String) = sqlx::query_as(
-                        "SELECT id, content_hash FROM cases WHERE client_id = $1 AND case_number = $2",
-                    )
-                    .bind(&case.client_id)
-                    .bind(&case.case_number)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    results[i] = Some(Ok(if hash == case.content_hash {
-                        InsertOutcome::Existing { case_id: existing }
-                    } else {
-                        InsertOutcome::Conflict { case_id: existing }
-                    }));
-                }
-                // Materials, deliveries and payloads of the created cases; targets the intake
-                // node claimed are `sending` under its lease, attempt 1 begun.
+                // Materials, deliveries and payloads of the new cases; targets the intake node
+                // claimed are `sending` under its lease, attempt 1 begun.
                 let mut rows: Vec<(&str, &NewDelivery, CreatedDelivery)> = Vec::new();
-                for (i, case_id) in &created {
+                for (i, case_id) in &fresh {
                     // The intake claim's lease, the same for every claimed target of the case.
                     let claim = cases[*i].claim.as_ref().map(|c| {
                         let lease = i64::try_from(c.lease.as_micros()).unwrap_or(i64::MAX);
@@ -212,7 +151,7 @@ macro_rules! write_ops {
                     }
                 }
                 let mut added = shared::IntakeRows::default();
-                for (i, case_id) in &created {
+                for (i, case_id) in &fresh {
                     for (position, m) in cases[*i].materials.iter().enumerate() {
                         added.materials.push(shared::MaterialRow {
                             case_id: case_id.as_str(),
@@ -263,17 +202,54 @@ macro_rules! write_ops {
                         fields_json: shared::fields_to_json(&t.payload.fields),
                     });
                 }
-                Self::insert_rows(&mut **tx, &added).await?;
-                drop(added);
+                let inserted = Self::insert_fresh(&mut *conn, &case_rows, added).await?;
+                drop(case_rows);
+                // The cases inserted, and for the numbers stored before, their case as stored
+                // (id, content hash), by the index of the batch's first case of that number.
+                let mut created: Vec<(usize, &str)> = Vec::with_capacity(fresh.len());
+                let mut stored: HashMap<usize, (String, String)> = HashMap::new();
+                for (i, id) in &fresh {
+                    let case = &cases[*i];
+                    if inserted.contains(id) {
+                        created.push((*i, id.as_str()));
+                        continue;
+                    }
+                    let (existing, hash): (String, String) = sqlx::query_as(
+                        "SELECT id, content_hash FROM cases WHERE client_id = $1 AND case_number = $2",
+                    )
+                    .bind(&case.client_id)
+                    .bind(&case.case_number)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    results[*i] = Some(Ok(if hash == case.content_hash {
+                        InsertOutcome::Existing { case_id: existing.clone() }
+                    } else {
+                        InsertOutcome::Conflict { case_id: existing.clone() }
+                    }));
+                    stored.insert(*i, (existing, hash));
+                }
+                let new_ids: HashMap<usize, &str> = created.iter().copied().collect();
+                for (i, earlier) in repeats {
+                    let (id, hash) = match (stored.get(&earlier), new_ids.get(&earlier)) {
+                        (Some((id, hash)), _) => (id.as_str(), hash.as_str()),
+                        (None, Some(id)) => (*id, cases[earlier].content_hash.as_str()),
+                        (None, None) => continue,
+                    };
+                    results[i] = Some(Ok(if hash == cases[i].content_hash {
+                        InsertOutcome::Existing { case_id: id.to_owned() }
+                    } else {
+                        InsertOutcome::Conflict { case_id: id.to_owned() }
+                    }));
+                }
                 let mut per_case: HashMap<&str, Vec<CreatedDelivery>> = HashMap::new();
                 for (case_id, _, d) in rows {
                     per_case.entry(case_id).or_default().push(d);
                 }
                 for (i, case_id) in &created {
                     feed.push(case_id, "case_created", None, &cases[*i].status, now);
-                    let deliveries = per_case.remove(case_id.as_str()).unwrap_or_default();
+                    let deliveries = per_case.remove(case_id).unwrap_or_default();
                     results[*i] = Some(Ok(InsertOutcome::Created {
-                        case_id: case_id.clone(),
+                        case_id: (*case_id).to_owned(),
                         deliveries,
                     }));
                 }
@@ -283,27 +259,18 @@ macro_rules! write_ops {
                     .collect())
             }
 
-            /// Records a batch of outcomes in one transaction with a few multi-row statements:
-            /// one guarded `UPDATE … FROM (VALUES …)` per chunk (only rows whose lease is still
-            /// held change), then the matching attempt rows. A delivery whose lease was lost
-            /// changes nothing and gets `LeaseLost` (or `DeliveryNotFound`).
+            /// Records a batch of outcomes in one transaction (the backend's `complete_rows`):
+            /// a guarded update of the deliveries (only rows whose lease is still held change),
+            /// then the matching attempt rows. A delivery whose lease was lost changes nothing
+            /// and gets `LeaseLost` (or `DeliveryNotFound`).
             async fn do_complete_many(
                 &self,
                 items: Vec<Completion>,
                 now: jiff::Timestamp,
             ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
-                const ROWS: usize = 300;
-                struct Row<'a> {
-                    lease: &'a LeaseToken,
-                    state: DeliveryState,
-                    name: &'static str,
-                    next: Option<i64>,
-                    receipt: Option<&'a StoredReceipt>,
-                    error: Option<&'a str>,
-                    excerpt: Option<&'a str>,
-                }
                 let now = shared::micros(now);
-                let rows: Vec<Row<'_>> = items
+                let mut states = Vec::with_capacity(items.len());
+                let rows: Vec<shared::CompletionRow<'_>> = items
                     .iter()
                     .map(|item| {
                         let outcome = &item.outcome;
@@ -330,12 +297,18 @@ macro_rules! write_ops {
                                 (None, None, None, Some(excerpt.as_str()))
                             }
                         };
-                        Row {
-                            lease: &item.lease,
-                            state: outcome.next_state(),
-                            name: outcome.name(),
-                            next,
-                            receipt,
+                        let state = outcome.next_state();
+                        states.push(state);
+                        shared::CompletionRow {
+                            delivery_id: item.lease.delivery_id.as_str(),
+                            owner: item.lease.owner.as_str(),
+                            attempt: i64::from(item.lease.attempt),
+                            state: state.as_str(),
+                            next_attempt_at: next,
+                            receipt_number: receipt.and_then(|x| x.receipt_number.as_deref()),
+                            receipt_raw_status: receipt.and_then(|x| x.raw_status.as_deref()),
+                            receipt_excerpt: receipt.map(|x| x.excerpt.as_str()),
+                            outcome: outcome.name(),
                             error,
                             excerpt,
                         }
@@ -344,94 +317,36 @@ macro_rules! write_ops {
                 let mut tx = self.begin_write().await?;
                 let mut feed = shared::Feed::default();
                 // delivery id → (case id, system id) of the rows whose lease held.
-                let mut updated: std::collections::HashMap<String, (String, String)> =
-                    std::collections::HashMap::with_capacity(rows.len());
-                for chunk in rows.chunks(ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE deliveries SET state = v.column4, next_attempt_at = v.column5,
-                             due_at = v.column5, lease_owner = NULL, lease_expires_at = NULL,
-                             receipt_number = v.column6, receipt_raw_status = v.column7,
-                             receipt_excerpt = v.column8, last_outcome = v.column9,
-                             last_error = v.column10, last_excerpt = v.column11, updated_at = ",
-                    );
-                    query.push_bind(now);
-                    query.push(" FROM (");
-                    query.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.lease.delivery_id.as_str())
-                            .push_bind(r.lease.owner.as_str())
-                            .push_bind(i64::from(r.lease.attempt))
-                            .push_bind(r.state.as_str())
-                            .push_bind(r.next)
-                            .push_bind(r.receipt.and_then(|x| x.receipt_number.as_deref()))
-                            .push_bind(r.receipt.and_then(|x| x.raw_status.as_deref()))
-                            .push_bind(r.receipt.map(|x| x.excerpt.as_str()))
-                            .push_bind(r.name)
-                            .push_bind(r.error)
-                            .push_bind(r.excerpt);
-                    });
-                    query.push(
-                        ") AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'
-                         AND deliveries.lease_owner = v.column2 AND deliveries.attempts = v.column3
-                         RETURNING deliveries.id, deliveries.case_id, deliveries.system_id",
-                    );
-                    let changed: Vec<(String, String, String)> = query
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    for (id, case_id, system_id) in changed {
-                        updated.insert(id, (case_id, system_id));
-                    }
-                    let held: Vec<&Row<'_>> = chunk
-                        .iter()
-                        .filter(|r| updated.contains_key(&r.lease.delivery_id))
+                let updated: std::collections::HashMap<String, (String, String)> =
+                    Self::complete_rows(&mut tx, &rows, now)
+                        .await?
+                        .into_iter()
+                        .map(|(id, case_id, system_id)| (id, (case_id, system_id)))
                         .collect();
-                    if held.is_empty() {
-                        continue;
-                    }
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE attempts SET finished_at = ",
-                    );
-                    query.push_bind(now);
-                    query.push(
-                        ", outcome = v.column3, reason = v.column4, excerpt = v.column5 FROM (",
-                    );
-                    query.push_values(held, |mut b, r| {
-                        b.push_bind(r.lease.delivery_id.as_str())
-                            .push_bind(i64::from(r.lease.attempt))
-                            .push_bind(r.name)
-                            .push_bind(r.error)
-                            .push_bind(r.excerpt);
-                    });
-                    query.push(
-                        ") AS v WHERE attempts.delivery_id = v.column1 AND attempts.attempt = v.column2",
-                    );
-                    query.build().persistent(false).execute(&mut *tx).await?;
-                }
                 let mut results = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    if let Some((case_id, system_id)) = updated.get(&r.lease.delivery_id) {
+                for (r, state) in rows.iter().zip(states) {
+                    if let Some((case_id, system_id)) = updated.get(r.delivery_id) {
                         if matches!(
-                            r.state,
+                            state,
                             DeliveryState::Delivered
                                 | DeliveryState::Dead
                                 | DeliveryState::AwaitingClerk
                         ) {
-                            feed.push(case_id, "delivery_state", Some(system_id), r.state.as_str(), now);
+                            feed.push(case_id, "delivery_state", Some(system_id), r.state, now);
                         }
-                        results.push(Ok(r.state));
+                        results.push(Ok(state));
                         continue;
                     }
                     let current: Option<(String, Option<String>)> = sqlx::query_as(
                         "SELECT state, lease_owner FROM deliveries WHERE id = $1",
                     )
-                    .bind(&r.lease.delivery_id)
+                    .bind(r.delivery_id)
                     .fetch_optional(&mut *tx)
                     .await?;
                     results.push(match current {
-                        None => Err(StoreError::DeliveryNotFound(r.lease.delivery_id.clone())),
+                        None => Err(StoreError::DeliveryNotFound(r.delivery_id.to_owned())),
                         Some((state, holder)) => Err(StoreError::LeaseLost {
-                            delivery_id: r.lease.delivery_id.clone(),
+                            delivery_id: r.delivery_id.to_owned(),
                             state: state.parse()?,
                             holder,
                         }),
