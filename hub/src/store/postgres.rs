@@ -218,36 +218,35 @@ impl PostgresStore {
 
     /// Records completions with one prepared statement: a guarded update of the deliveries
     /// joined to the outcomes as arrays (`UNNEST`; only rows whose lease is still held change),
-    /// and, in a data-modifying `WITH` part, the attempt rows of those that changed. Returns
-    /// (delivery id, case id, system id) of the deliveries updated.
+    /// and, in a data-modifying `WITH` part, the attempt rows of those that changed, from the
+    /// values the first part returns. (Joining the outcomes a second time there let a generic
+    /// plan, which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a
+    /// batch of 249.) Returns (delivery id, case id, system id) of the deliveries updated.
     async fn complete_rows(
         conn: &mut sqlx::PgConnection,
         rows: &[shared::CompletionRow<'_>],
         now: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         Ok(sqlx::query_as(
-            "WITH v AS (
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[],
-                     $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                     $11::text[]) AS v (id, owner, attempt, state, next_attempt_at,
-                     receipt_number, receipt_raw_status, receipt_excerpt, outcome, error,
-                     excerpt)
-             ), d AS (
+            "WITH d AS (
                  UPDATE deliveries SET state = v.state, next_attempt_at = v.next_attempt_at,
                      due_at = v.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
                      receipt_number = v.receipt_number,
                      receipt_raw_status = v.receipt_raw_status,
                      receipt_excerpt = v.receipt_excerpt, last_outcome = v.outcome,
                      last_error = v.error, last_excerpt = v.excerpt, updated_at = $12
-                 FROM v
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                     AS v (id, owner, attempt, state, next_attempt_at, receipt_number,
+                         receipt_raw_status, receipt_excerpt, outcome, error, excerpt)
                  WHERE deliveries.id = v.id AND deliveries.state = 'sending'
                      AND deliveries.lease_owner = v.owner AND deliveries.attempts = v.attempt
                  RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
-                     deliveries.attempts
+                     deliveries.attempts, v.outcome, v.error, v.excerpt
              ), a AS (
-                 UPDATE attempts SET finished_at = $12, outcome = v.outcome, reason = v.error,
-                     excerpt = v.excerpt
-                 FROM d JOIN v ON v.id = d.id AND v.attempt = d.attempts
+                 UPDATE attempts SET finished_at = $12, outcome = d.outcome, reason = d.error,
+                     excerpt = d.excerpt
+                 FROM d
                  WHERE attempts.delivery_id = d.id AND attempts.attempt = d.attempts
              )
              SELECT id, case_id, system_id FROM d",
