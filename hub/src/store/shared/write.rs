@@ -1,5 +1,6 @@
-//! Writes: intake (one transaction and a few multi-row statements per batch), completions, replays,
-//! clerk results, case status, status events, the ticket ledger and the change feed.
+//! Writes: intake (one transaction per batch; the rows through the backend's `insert_fresh`),
+//! completions (`complete_rows`), replays, clerk results, case status, status events, the ticket
+//! ledger and the change feed (`write_feed`).
 
 /// Generates the write methods of a backend (see the module doc of `shared`).
 macro_rules! write_ops {
