@@ -24,6 +24,7 @@ store_suite!(
     dead_letters_are_listed_and_replayed,
     complete_many_fails_only_lost_items,
     extend_leases_renews_held_ones_and_names_the_lost,
+    renewals_and_completions_of_the_same_leases_never_deadlock,
     live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old,
     shared_breakers_keep_the_latest_end_and_close_only_when_it_passed,
     intake_claims_store_targets_sending_under_the_intake_lease,
@@ -677,6 +678,59 @@ async fn complete_many_fails_only_lost_items(db: &TestDb) {
         (kept.state, kept.lease_owner.as_deref()),
         (DeliveryState::Sending, Some("n"))
     );
+}
+
+/// The lease keeper renews every lease the node holds while outcomes of the same deliveries are
+/// recorded. Both lock many delivery rows; taken in different orders, PostgreSQL would abort one
+/// as a deadlock, and a lost completion means its delivery is sent again once the lease expires.
+async fn renewals_and_completions_of_the_same_leases_never_deadlock(db: &TestDb) {
+    let systems = ["L01", "L02", "L03", "L04", "L05"];
+    let cases: Vec<_> = (0..80)
+        .map(|i| case(&format!("K-9-{i}"), &systems))
+        .collect();
+    db.store.insert_cases(&cases).await.unwrap();
+    let caps = ClaimCaps::uniform(1000);
+    let claimed = db
+        .store
+        .claim_due("n", at(0), 1000, LEASE, &caps)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 400);
+    let leases: Vec<_> = claimed.iter().map(|c| c.lease.clone()).collect();
+    // The keeper walks the leases one way, the completions come the other way.
+    let keeper = {
+        let store = db.node().await;
+        let mut leases = leases.clone();
+        leases.reverse();
+        tokio::spawn(async move {
+            for round in 0..40 {
+                store.extend_leases(&leases, at(10 + round)).await.unwrap();
+            }
+        })
+    };
+    let mut recorders = Vec::new();
+    for part in leases.chunks(100) {
+        let store = db.node().await;
+        let part = part.to_vec();
+        recorders.push(tokio::spawn(async move {
+            for batch in part.chunks(5) {
+                let items = batch
+                    .iter()
+                    .map(|lease| Completion {
+                        lease: lease.clone(),
+                        outcome: receipt("R"),
+                    })
+                    .collect();
+                for result in store.complete_many(items, at(1)).await.unwrap() {
+                    assert_eq!(result.unwrap(), DeliveryState::Delivered);
+                }
+            }
+        }));
+    }
+    for recorder in recorders {
+        recorder.await.unwrap();
+    }
+    keeper.await.unwrap();
 }
 
 /// One call renews every lease a node still holds (claimed ones keep their place past the first

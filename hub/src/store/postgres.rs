@@ -222,13 +222,19 @@ impl PostgresStore {
     /// values the first part returns. (Joining the outcomes a second time there let a generic
     /// plan, which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a
     /// batch of 249.) Returns (delivery id, case id, system id) of the deliveries updated.
+    ///
+    /// The rows are locked first, in id order (the part `l`; the update only reaches a row
+    /// through it), as [`Self::lock_deliveries`] does for the lease keeper: two writes that
+    /// lock the same rows in different orders would deadlock, and PostgreSQL would abort one.
     async fn complete_rows(
         conn: &mut sqlx::PgConnection,
         rows: &[shared::CompletionRow<'_>],
         now: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         Ok(sqlx::query_as(
-            "WITH d AS (
+            "WITH l AS (
+                 SELECT id FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+             ), d AS (
                  UPDATE deliveries SET state = v.state, next_attempt_at = v.next_attempt_at,
                      due_at = v.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
                      receipt_number = v.receipt_number,
@@ -239,7 +245,8 @@ impl PostgresStore {
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                      AS v (id, owner, attempt, state, next_attempt_at, receipt_number,
                          receipt_raw_status, receipt_excerpt, outcome, error, excerpt)
-                 WHERE deliveries.id = v.id AND deliveries.state = 'sending'
+                     JOIN l ON l.id = v.id
+                 WHERE deliveries.id = l.id AND deliveries.state = 'sending'
                      AND deliveries.lease_owner = v.owner AND deliveries.attempts = v.attempt
                  RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
                      deliveries.attempts, v.outcome, v.error, v.excerpt
@@ -269,6 +276,19 @@ impl PostgresStore {
         .bind(now)
         .fetch_all(&mut *conn)
         .await?)
+    }
+
+    /// Locks the delivery rows `ids` in id order, so that writes locking many of the same rows
+    /// (the lease keeper's renewals, completions) wait for each other instead of deadlocking.
+    async fn lock_deliveries(
+        conn: &mut sqlx::PgConnection,
+        ids: &[&str],
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     async fn do_close(&self) {

@@ -194,6 +194,9 @@ macro_rules! claim_ops {
                 }
                 let until = shared::micros(until);
                 let mut tx = self.begin_write().await?;
+                // Locked in id order first, as completions lock them (see `lock_deliveries`).
+                let ids: Vec<&str> = leases.iter().map(|l| l.delivery_id.as_str()).collect();
+                Self::lock_deliveries(&mut tx, &ids).await?;
                 let mut kept = std::collections::HashSet::with_capacity(leases.len());
                 for chunk in leases.chunks(500) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(

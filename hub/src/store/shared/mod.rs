@@ -10,6 +10,7 @@
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
 //! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
 //! `insert_fresh()` (intake), `complete_rows()` (outcomes), `write_feed()` (change feed),
+//! `lock_deliveries()` (row locks in id order before a write that changes many deliveries),
 //! `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
