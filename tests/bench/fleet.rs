@@ -266,12 +266,19 @@ impl Fleet {
 
     /// Deliveries the mocks received as new, summed over `systems`.
     pub async fn mock_received(&self, systems: &[&str]) -> Result<u64> {
+        Ok(self.mock_totals(systems).await?.0)
+    }
+
+    /// Deliveries the mocks received (new, and again under an idempotency key they had seen),
+    /// summed over `systems`.
+    pub async fn mock_totals(&self, systems: &[&str]) -> Result<(u64, u64)> {
         let counters = yimen_e2e::mock_counters(&self.client, &self.mocks.url).await?;
         Ok(systems
             .iter()
             .filter_map(|s| counters.get(*s))
-            .map(|(received, _)| received)
-            .sum())
+            .fold((0, 0), |(new, again), (received, duplicates)| {
+                (new + received, again + duplicates)
+            }))
     }
 }
 

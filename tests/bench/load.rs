@@ -267,9 +267,13 @@ async fn sustained(options: &Options, scratch: &std::path::Path, store: &StoreSp
         tally.overloaded.load(Ordering::Relaxed),
         tally.failed.load(Ordering::Relaxed)
     );
+    // A delivery sent again (its outcome lost, its lease expired) reaches a mock a second time
+    // under the same idempotency key.
+    let (_, again) = fleet.mock_totals(&systems).await?;
     match drained {
         Some((at, dead)) => println!(
-            "RESULT first submit → backlog drained: {:.1}s ({expected} deliveries, {dead} dead)",
+            "RESULT first submit → backlog drained: {:.1}s ({expected} deliveries, {dead} dead, \
+             {again} sent again)",
             at.as_secs_f64()
         ),
         None => println!(
