@@ -223,18 +223,18 @@ impl PostgresStore {
     /// plan, which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a
     /// batch of 249.) Returns (delivery id, case id, system id) of the deliveries updated.
     ///
-    /// The rows are locked first, in id order (the part `l`; the update only reaches a row
-    /// through it), as [`Self::lock_deliveries`] does for the lease keeper: two writes that
-    /// lock the same rows in different orders would deadlock, and PostgreSQL would abort one.
+    /// The rows are locked first, in id order ([`Self::lock_deliveries`], as the lease keeper
+    /// does): two writes that lock the same rows in different orders would deadlock, and
+    /// PostgreSQL would abort one. (A locking part in the same statement doubled its cost.)
     async fn complete_rows(
         conn: &mut sqlx::PgConnection,
         rows: &[shared::CompletionRow<'_>],
         now: i64,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.delivery_id).collect();
+        Self::lock_deliveries(conn, &ids).await?;
         Ok(sqlx::query_as(
-            "WITH l AS (
-                 SELECT id FROM deliveries WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
-             ), d AS (
+            "WITH d AS (
                  UPDATE deliveries SET state = v.state, next_attempt_at = v.next_attempt_at,
                      due_at = v.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
                      receipt_number = v.receipt_number,
@@ -245,8 +245,7 @@ impl PostgresStore {
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                      AS v (id, owner, attempt, state, next_attempt_at, receipt_number,
                          receipt_raw_status, receipt_excerpt, outcome, error, excerpt)
-                     JOIN l ON l.id = v.id
-                 WHERE deliveries.id = l.id AND deliveries.state = 'sending'
+                 WHERE deliveries.id = v.id AND deliveries.state = 'sending'
                      AND deliveries.lease_owner = v.owner AND deliveries.attempts = v.attempt
                  RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
                      deliveries.attempts, v.outcome, v.error, v.excerpt
@@ -258,7 +257,7 @@ impl PostgresStore {
              )
              SELECT id, case_id, system_id FROM d",
         )
-        .bind(rows.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+        .bind(ids)
         .bind(rows.iter().map(|r| r.owner).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.state).collect::<Vec<_>>())
