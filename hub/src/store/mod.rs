@@ -25,6 +25,9 @@
 //!   the lease expiry for `sending`, NULL for every state nothing claims. Restart with a large
 //!   backlog therefore costs one index range scan, not a table scan.
 //! - The change-feed cursor is strictly increasing in commit order.
+//! - A write that changes many deliveries at once (lease renewals, a completion batch) locks
+//!   their rows in id order first (PostgreSQL; SQLite has one writer): two such writes wait for
+//!   each other instead of deadlocking.
 
 mod batch;
 mod hash;
