@@ -225,7 +225,8 @@ impl PostgresStore {
     ///
     /// The rows are locked first, in id order ([`Self::lock_deliveries`], as the lease keeper
     /// does): two writes that lock the same rows in different orders would deadlock, and
-    /// PostgreSQL would abort one. (A locking part in the same statement doubled its cost.)
+    /// PostgreSQL would abort one. (A locking part inside this statement made it slower under
+    /// load: mean 3.5-3.9 ms per batch of about 40, against 2.6-2.7 ms this way.)
     async fn complete_rows(
         conn: &mut sqlx::PgConnection,
         rows: &[shared::CompletionRow<'_>],
