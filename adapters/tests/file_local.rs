@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use support::{ID_NUMBER, LogCapture, ctx, material, request, sha256};
-use yimen_adapters::file::{Manifest, Sm4Key, is_safe_name, package};
+use yimen_adapters::file::{Entry, Folders, LocalFolders, Manifest, Sm4Key, is_safe_name, package};
 use yimen_adapters::{Adapter, AdapterRegistry, DeliveryOutcome, SettingsSource};
 
 const SM4_KEY: &str = "00112233445566778899aabbccddeeff";
@@ -184,6 +184,49 @@ async fn find_by_key_sees_the_latest_manifest_with_that_key() {
     let found = deliver.find_by_key("k1k1k1k1-0001").await.unwrap().unwrap();
     assert_eq!(found.receipt_number.as_deref(), Some("C1_2_44ebc764"));
     assert_eq!(deliver.find_by_key("k1k1k1k1-0002").await.unwrap(), None);
+}
+
+/// Look-ups by key list only the names they want; folders are regular files only, and a folder
+/// that does not exist lists empty.
+#[tokio::test]
+async fn list_matching_keeps_only_wanted_regular_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outbox = tmp.path().join("outbox");
+    std::fs::create_dir_all(outbox.join("C3_1_k1.manifest.json")).unwrap();
+    for (name, data) in [
+        ("C1_1_k1.manifest.json", "{}"),
+        ("C1_2_k1.manifest.json", "{ }"),
+        ("C1_1_k1.xml", "<a/>"),
+        ("C2_1_k2.manifest.json", "{}"),
+    ] {
+        std::fs::write(outbox.join(name), data).unwrap();
+    }
+    let folders = LocalFolders::new(tmp.path());
+    let found = folders
+        .list_matching("outbox", "_k1", ".manifest.json")
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        [
+            Entry {
+                name: "C1_1_k1.manifest.json".to_owned(),
+                size: 2
+            },
+            Entry {
+                name: "C1_2_k1.manifest.json".to_owned(),
+                size: 3
+            },
+        ]
+    );
+    assert_eq!(folders.list("outbox").await.unwrap().len(), 4);
+    assert!(
+        folders
+            .list_matching("absent", "", "")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,20 @@ pub trait Folders: Send + Sync {
     async fn write_atomic(&self, folder: &str, name: &str, data: &[u8]) -> Result<(), FolderError>;
     /// Lists the regular files of `folder` (empty if it does not exist).
     async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError>;
+    /// Lists the regular files of `folder` whose name contains `part` and ends with `end`, in
+    /// name order. Look-ups by idempotency key use it: the folders they search hold every
+    /// delivery's files, so an implementation should drop other names as it reads them rather
+    /// than keep (or, locally, even look at) them all. The default filters [`Folders::list`].
+    async fn list_matching(
+        &self,
+        folder: &str,
+        part: &str,
+        end: &str,
+    ) -> Result<Vec<Entry>, FolderError> {
+        let mut entries = self.list(folder).await?;
+        entries.retain(|e| e.name.contains(part) && e.name.ends_with(end));
+        Ok(entries)
+    }
     /// Reads `folder/name`, at most `limit` bytes (longer files are an error).
     async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError>;
     /// Moves `from/name` to `to/name` (creating `to`); an existing target keeps its content and

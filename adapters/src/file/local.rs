@@ -74,6 +74,41 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// The regular files of `dir` whose name `wanted` accepts, in name order; empty if `dir` does
+/// not exist. Only accepted names are looked at (one `stat` each), and a file that goes away
+/// between the listing and its `stat` (the 前置机 took it) is left out, not an error.
+fn list_dir(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<Entry>, FolderError> {
+    let reader = match fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for entry in reader {
+        let entry = entry?;
+        // Names that are not UTF-8 cannot be ours; they are skipped, never touched.
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !wanted(&name) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if meta.is_file() {
+            out.push(Entry {
+                name,
+                size: meta.len(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 fn unique_target(dir: &Path, name: &str) -> (PathBuf, String) {
     let plain = dir.join(name);
     if !plain.exists() {
@@ -93,29 +128,21 @@ impl Folders for LocalFolders {
 
     async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
         let folder = folder.to_owned();
+        self.blocking(move |root| list_dir(&root.join(folder), |_| true))
+            .await
+    }
+
+    async fn list_matching(
+        &self,
+        folder: &str,
+        part: &str,
+        end: &str,
+    ) -> Result<Vec<Entry>, FolderError> {
+        let (folder, part, end) = (folder.to_owned(), part.to_owned(), end.to_owned());
         self.blocking(move |root| {
-            let reader = match fs::read_dir(root.join(folder)) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
-            let mut out = Vec::new();
-            for entry in reader {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                if !meta.is_file() {
-                    continue;
-                }
-                // Names that are not UTF-8 cannot be ours; they are skipped, never touched.
-                if let Ok(name) = entry.file_name().into_string() {
-                    out.push(Entry {
-                        name,
-                        size: meta.len(),
-                    });
-                }
-            }
-            out.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(out)
+            list_dir(&root.join(folder), |name| {
+                name.contains(part.as_str()) && name.ends_with(end.as_str())
+            })
         })
         .await
     }

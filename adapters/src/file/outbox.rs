@@ -208,8 +208,12 @@ impl Outbox {
         let folders = self.folders.open().await.map_err(unavailable)?;
         let mut best: Option<(u32, String, String)> = None;
         for folder in [&self.outbox, &self.archive] {
-            for entry in folders.list(folder).await.map_err(unavailable)? {
-                if !entry.name.ends_with(&suffix) || entry.size > MAX_MANIFEST_BYTES {
+            for entry in folders
+                .list_matching(folder, "", &suffix)
+                .await
+                .map_err(unavailable)?
+            {
+                if entry.size > MAX_MANIFEST_BYTES {
                     continue;
                 }
                 let data = match folders.read(folder, &entry.name, MAX_MANIFEST_BYTES).await {

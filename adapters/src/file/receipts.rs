@@ -197,11 +197,12 @@ impl ReceiptScanner {
         let marker = format!("_{}.", naming::key_prefix(idempotency_key));
         let folders = self.folders.open().await.map_err(unavailable)?;
         for folder in [&self.inbox, &self.archive] {
-            for entry in folders.list(folder).await.map_err(unavailable)? {
-                if !entry.name.contains(&marker)
-                    || !entry.name.ends_with(".receipt.xml")
-                    || entry.size > self.max_bytes
-                {
+            for entry in folders
+                .list_matching(folder, &marker, ".receipt.xml")
+                .await
+                .map_err(unavailable)?
+            {
+                if entry.size > self.max_bytes {
                     continue;
                 }
                 let Ok(bytes) = folders.read(folder, &entry.name, self.max_bytes).await else {
