@@ -8,8 +8,7 @@ mod serve_support;
 
 use serde_json::{Value, json};
 use serve_support::{Hub, KEY, case};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 async fn quiet_node() -> (MockServer, Hub) {
     let lines = MockServer::start().await;
@@ -217,17 +216,7 @@ async fn answers_503_past_the_backlog_and_stores_nothing() {
 
 #[tokio::test]
 async fn prefer_wait_answers_201_with_receipts_when_delivered_in_time() {
-    let lines = MockServer::start().await;
-    for system in ["R01", "R02"] {
-        Mock::given(method("POST"))
-            .and(path(format!("/{system}/api/cases")))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "code": "0", "message": "ok",
-                "data": { "receiptNo": format!("{system}-0001"), "status": "01" }
-            })))
-            .mount(&lines)
-            .await;
-    }
+    let lines = serve_support::answering_lines("0001").await;
     let hub = Hub::start(&lines.uri(), |_| {}).await;
     let response = hub
         .client

@@ -19,17 +19,7 @@ async fn a_case_is_delivered_to_every_target_on_postgres() {
         eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
         return;
     };
-    let lines = MockServer::start().await;
-    for system in ["R01", "R02"] {
-        Mock::given(method("POST"))
-            .and(path(format!("/{system}/api/cases")))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "code": "0", "message": "ok",
-                "data": { "receiptNo": format!("{system}-PG"), "status": "01" }
-            })))
-            .mount(&lines)
-            .await;
-    }
+    let lines = serve_support::answering_lines("PG").await;
     let hub = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |_| {}).await;
     let response = hub.submit(&case("PG-1")).await;
     assert_eq!(response.status(), 202);
@@ -110,6 +100,32 @@ async fn a_breaker_opened_on_one_node_opens_on_the_others() {
     a.stop().await;
 }
 
+/// Creates a login role with every right on the shared database, then runs `then` (with
+/// `{role}` replaced); returns the role and the database URL that connects as it.
+async fn node_role(
+    conn: &mut sqlx::PgConnection,
+    shared: &str,
+    prefix: &str,
+    then: &[&str],
+) -> (String, String) {
+    let role = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let grants = [
+        "CREATE ROLE {role} LOGIN",
+        "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+        "GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    ];
+    for statement in grants.iter().chain(then) {
+        sqlx::query(&statement.replace("{role}", &role))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let mut url = url::Url::parse(shared).unwrap();
+    url.set_username(&role).unwrap();
+    (role, url.to_string())
+}
+
 /// A node whose heartbeat can no longer be stored fences itself (claims nothing) before the
 /// other nodes drop it and split the limits without it, and takes its share again once its
 /// heartbeat is stored. Twice: refused (node B connects as a role of its own, and loses the
@@ -130,19 +146,9 @@ async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
     })
     .await;
     let shared = a.database_url().unwrap();
-    let role = format!("yimen_fence_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&shared).await.unwrap();
-    for statement in [
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
-        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
-        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"),
-    ] {
-        sqlx::query(&statement).execute(&mut conn).await.unwrap();
-    }
-    let mut as_b = url::Url::parse(&shared).unwrap();
-    as_b.set_username(&role).unwrap();
-    let b = Hub::start_on(Backend::Shared(as_b.to_string()), &lines.uri(), |c| {
+    let (role, as_b) = node_role(&mut conn, &shared, "yimen_fence", &[]).await;
+    let b = Hub::start_on(Backend::Shared(as_b), &lines.uri(), |c| {
         c.node_id = "node-b".to_owned();
         c.dispatch.lease = lease;
     })
@@ -228,5 +234,84 @@ async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
     }
     conn.close().await.unwrap();
     hold.close().await.unwrap();
+    a.stop().await;
+}
+
+/// An outcome whose write fails for a moment is written again while the lease is still held:
+/// the delivery is recorded delivered within seconds, not after its lease expired. The node
+/// connects as a role of its own that may not store receipts until the line systems have the
+/// document; the lease is a minute, longer than the test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_whose_write_failed_is_written_again_while_the_lease_holds() {
+    use sqlx::Connection;
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let lines = serve_support::answering_lines("RETRY").await;
+    // A creates the database and sends nothing; B, as the role, does the work.
+    let a = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |c| {
+        c.dispatch.enabled = false;
+    })
+    .await;
+    let shared = a.database_url().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&shared).await.unwrap();
+    // Claims and lease renewals still work; a receipt cannot be stored.
+    let (role, as_b) = node_role(
+        &mut conn,
+        &shared,
+        "yimen_retry",
+        &[
+            "REVOKE UPDATE ON deliveries FROM {role}",
+            "GRANT UPDATE (state, attempts, next_attempt_at, lease_owner, lease_expires_at, \
+             due_at, last_outcome, last_error, last_excerpt, updated_at) ON deliveries TO {role}",
+        ],
+    )
+    .await;
+    let b = Hub::start_on(Backend::Shared(as_b), &lines.uri(), |c| {
+        c.node_id = "node-b".to_owned();
+        c.dispatch.lease = Duration::from_secs(60);
+    })
+    .await;
+
+    let response = b.submit(&case("RETRY-1")).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["case_id"].as_str().unwrap().to_owned();
+    // Both line systems have the document; its outcome cannot be written yet.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lines.received_requests().await.unwrap_or_default().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, held) = b.get(&format!("/v1/cases/{id}")).await;
+    for target in held["targets"].as_array().unwrap() {
+        assert_eq!(
+            target["state"], "sending",
+            "recorded while refused: {held:#}"
+        );
+    }
+    sqlx::query(&format!("GRANT UPDATE ON deliveries TO {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let delivered = b.until_targets(&id, "delivered").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "recorded only after {:?}",
+        started.elapsed()
+    );
+    for target in delivered["targets"].as_array().unwrap() {
+        assert_eq!(target["attempts"], 1, "sent once: {delivered:#}");
+    }
+    assert_eq!(lines.received_requests().await.unwrap().len(), 2);
+
+    b.stop().await;
+    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
     a.stop().await;
 }

@@ -10,7 +10,9 @@
 //! - One lease keeper per node renews every lease it holds (claimed, queued or sending, until
 //!   the outcome is recorded) in one statement every third of the lease
 //!   ([`Store::extend_leases`]); each attempt's outcome goes to one completer task that records
-//!   outcomes in batches ([`Store::complete_many`]) and then announces the new states.
+//!   outcomes in batches ([`Store::complete_many`]) and then announces the new states. A
+//!   batch whose write failed is tried again three times within about 4 s, its leases still
+//!   held, before it is given up to lease expiry.
 //! - Intake claims in its own transaction what the claim windows have room for
 //!   ([`DispatchHandle::reserve`]): those deliveries are stored `sending` under this node's lease
 //!   and handed to the loop after the commit ([`HandOff`]), one write per delivery fewer and no
@@ -731,6 +733,15 @@ async fn keep_leases(
     }
 }
 
+/// Waits before the retries of a batch of outcomes whose recording failed. After the last,
+/// the batch is given up: its leases expire and the deliveries are claimed again, and that
+/// attempt asks the line system before sending again.
+const RECORD_RETRIES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(800),
+    std::time::Duration::from_millis(3_200),
+];
+
 async fn complete_loop(
     store: Arc<dyn Store>,
     mut done: mpsc::Receiver<Finished>,
@@ -742,7 +753,25 @@ async fn complete_loop(
         let (items, cases): (Vec<Completion>, Vec<String>) =
             batch.drain(..).map(|f| (f.completion, f.case_id)).unzip();
         let ids: Vec<String> = items.iter().map(|c| c.lease.delivery_id.clone()).collect();
-        let recorded = store.complete_many(items, Timestamp::now()).await;
+        let mut recorded = store.complete_many(items.clone(), Timestamp::now()).await;
+        // A failed write stored nothing: try again a few times, the leases still held and
+        // renewed, so a passing failure (a dropped connection, a restarting server) does not
+        // leave the deliveries waiting for their leases to expire.
+        for wait in RECORD_RETRIES {
+            match &recorded {
+                Err(error) if !matches!(error, StoreError::Closed) => {
+                    tracing::warn!(
+                        %error,
+                        deliveries = ids.len(),
+                        retry_in_ms = wait.as_millis(),
+                        "recording outcomes failed; trying again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    recorded = store.complete_many(items.clone(), Timestamp::now()).await;
+                }
+                _ => break,
+            }
+        }
         {
             // Recorded or not, this node stops renewing them: a failed record lets the leases
             // expire so the deliveries are claimed again.

@@ -28,6 +28,25 @@ pub fn fixture_mappings() -> PathBuf {
     ))
 }
 
+/// A wiremock server standing in for both fixture line systems, R01 and R02: each takes every
+/// case and answers with the receipt number `<system>-<tag>`.
+pub async fn answering_lines(tag: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let lines = MockServer::start().await;
+    for system in ["R01", "R02"] {
+        Mock::given(method("POST"))
+            .and(path(format!("/{system}/api/cases")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "code": "0", "message": "ok",
+                "data": { "receiptNo": format!("{system}-{tag}"), "status": "01" }
+            })))
+            .mount(&lines)
+            .await;
+    }
+    lines
+}
+
 /// A fixture case with a fresh number.
 pub fn case(number: &str) -> Value {
     let path = concat!(
