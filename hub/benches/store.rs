@@ -160,7 +160,7 @@ fn bench_claim_complete(c: &mut Criterion, runtime: &Runtime, backends: &Backend
                         let lease = Duration::from_secs(60);
                         let caps = ClaimCaps::uniform(batch);
                         let claimed = store.claim_due("bench", now, batch, lease, &caps).await;
-                        let items = claimed
+                        let items: Vec<_> = claimed
                             .unwrap()
                             .into_iter()
                             .map(|job| Completion {
@@ -172,7 +172,7 @@ fn bench_claim_complete(c: &mut Criterion, runtime: &Runtime, backends: &Backend
                                 }),
                             })
                             .collect();
-                        store.complete_many(items, now).await.unwrap();
+                        store.complete_many(&items, now).await.unwrap();
                     }
                     start.elapsed()
                 })

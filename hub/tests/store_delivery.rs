@@ -508,14 +508,14 @@ async fn concurrent_claimers_never_share_a_delivery(db: &TestDb) {
                 if claimed.is_empty() {
                     break;
                 }
-                let items = claimed
+                let items: Vec<_> = claimed
                     .iter()
                     .map(|c| Completion {
                         lease: c.lease.clone(),
                         outcome: receipt("R"),
                     })
                     .collect();
-                for result in store.complete_many(items, at(1)).await.unwrap() {
+                for result in store.complete_many(&items, at(1)).await.unwrap() {
                     assert_eq!(result.unwrap(), DeliveryState::Delivered);
                 }
                 mine.extend(claimed.into_iter().map(|c| c.lease.delivery_id));
@@ -666,7 +666,7 @@ async fn complete_many_fails_only_lost_items(db: &TestDb) {
             outcome: receipt("R-2"),
         },
     ];
-    let results = store.complete_many(items, at(1)).await.unwrap();
+    let results = store.complete_many(&items, at(1)).await.unwrap();
     assert_eq!(results[0].as_ref().unwrap(), &DeliveryState::Delivered);
     assert!(matches!(results[1], Err(StoreError::LeaseLost { .. })));
     let kept = store
@@ -714,14 +714,14 @@ async fn renewals_and_completions_of_the_same_leases_never_deadlock(db: &TestDb)
         let part = part.to_vec();
         recorders.push(tokio::spawn(async move {
             for batch in part.chunks(5) {
-                let items = batch
+                let items: Vec<_> = batch
                     .iter()
                     .map(|lease| Completion {
                         lease: lease.clone(),
                         outcome: receipt("R"),
                     })
                     .collect();
-                for result in store.complete_many(items, at(1)).await.unwrap() {
+                for result in store.complete_many(&items, at(1)).await.unwrap() {
                     assert_eq!(result.unwrap(), DeliveryState::Delivered);
                 }
             }

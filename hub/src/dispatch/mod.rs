@@ -753,7 +753,7 @@ async fn complete_loop(
         let (items, cases): (Vec<Completion>, Vec<String>) =
             batch.drain(..).map(|f| (f.completion, f.case_id)).unzip();
         let ids: Vec<String> = items.iter().map(|c| c.lease.delivery_id.clone()).collect();
-        let mut recorded = store.complete_many(items.clone(), Timestamp::now()).await;
+        let mut recorded = store.complete_many(&items, Timestamp::now()).await;
         // A failed write stored nothing: try again a few times, the leases still held and
         // renewed, so a passing failure (a dropped connection, a restarting server) does not
         // leave the deliveries waiting for their leases to expire.
@@ -767,7 +767,7 @@ async fn complete_loop(
                         "recording outcomes failed; trying again"
                     );
                     tokio::time::sleep(wait).await;
-                    recorded = store.complete_many(items.clone(), Timestamp::now()).await;
+                    recorded = store.complete_many(&items, Timestamp::now()).await;
                 }
                 _ => break,
             }

@@ -223,7 +223,7 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// (a lost lease fails only its own item).
     async fn complete_many(
         &self,
-        items: Vec<Completion>,
+        items: &[Completion],
         now: Timestamp,
     ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError>;
 

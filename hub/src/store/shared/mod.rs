@@ -351,7 +351,9 @@ macro_rules! impl_store {
                     lease: lease.clone(),
                     outcome,
                 };
-                let mut results = self.do_complete_many(vec![item], now).await?;
+                let mut results = self
+                    .do_complete_many(std::slice::from_ref(&item), now)
+                    .await?;
                 results
                     .pop()
                     .ok_or(StoreError::Invalid("empty completion".to_owned()))?
@@ -359,7 +361,7 @@ macro_rules! impl_store {
 
             async fn complete_many(
                 &self,
-                items: Vec<Completion>,
+                items: &[Completion],
                 now: jiff::Timestamp,
             ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
                 self.do_complete_many(items, now).await

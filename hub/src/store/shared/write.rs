@@ -266,7 +266,7 @@ macro_rules! write_ops {
             /// and gets `LeaseLost` (or `DeliveryNotFound`).
             async fn do_complete_many(
                 &self,
-                items: Vec<Completion>,
+                items: &[Completion],
                 now: jiff::Timestamp,
             ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
                 let now = shared::micros(now);
