@@ -35,6 +35,7 @@ mod postgres;
 mod records;
 mod shared;
 mod sqlite;
+mod sqlite_direct;
 mod sqlite_group;
 mod sync_records;
 pub(crate) mod sync_sql;

@@ -278,6 +278,59 @@ impl PostgresStore {
         .await?)
     }
 
+    /// Writes and commits an intake batch: the rows ([`Self::insert_fresh`]), a lookup of each
+    /// number stored before, and the feed entries of the cases inserted.
+    async fn write_intake(
+        &self,
+        cases: &[shared::CaseRow<'_>],
+        rows: shared::IntakeRows<'_>,
+    ) -> Result<shared::IntakeWritten, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = Self::insert_fresh(&mut tx, cases, rows).await?;
+        let mut stored = std::collections::HashMap::new();
+        for case in cases.iter().filter(|c| !inserted.contains(c.id)) {
+            let found: (String, String) = sqlx::query_as(
+                "SELECT id, content_hash FROM cases WHERE client_id = $1 AND case_number = $2",
+            )
+            .bind(case.client_id)
+            .bind(case.case_number)
+            .fetch_one(&mut *tx)
+            .await?;
+            stored.insert(case.id.to_owned(), found);
+        }
+        let feed = shared::created_feed(cases, &inserted);
+        Self::commit_with(tx, feed).await?;
+        Ok(shared::IntakeWritten { inserted, stored })
+    }
+
+    /// Writes and commits a batch of outcomes: the guarded update ([`Self::complete_rows`]), a
+    /// read of each delivery whose lease did not hold, and the feed entries of those that ended.
+    async fn write_completions(
+        &self,
+        rows: &[shared::CompletionRow<'_>],
+        now: i64,
+    ) -> Result<shared::CompletionsWritten, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated: std::collections::HashMap<String, (String, String)> =
+            Self::complete_rows(&mut tx, rows, now)
+                .await?
+                .into_iter()
+                .map(|(id, case_id, system_id)| (id, (case_id, system_id)))
+                .collect();
+        let mut current = std::collections::HashMap::new();
+        for row in rows.iter().filter(|r| !updated.contains_key(r.delivery_id)) {
+            let found: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT state, lease_owner FROM deliveries WHERE id = $1")
+                    .bind(row.delivery_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            current.insert(row.delivery_id.to_owned(), found);
+        }
+        let feed = shared::completion_feed(rows, &updated, now);
+        Self::commit_with(tx, feed).await?;
+        Ok(shared::CompletionsWritten { updated, current })
+    }
+
     /// Locks the delivery rows `ids` in id order, so that writes locking many of the same rows
     /// (the lease keeper's renewals, completions) wait for each other instead of deadlocking.
     async fn lock_deliveries(

@@ -20,11 +20,15 @@
 //!   rolled the whole transaction back after an I/O error), the group is abandoned and its
 //!   enlisted members get the error.
 //! - The commit runs in its own task, so a caller that gives up waiting cannot strand the group.
+//! - The hot writes (intake, completions) use [`GroupWriter::write`] instead of
+//!   [`GroupWriter::begin`]: the same group and savepoint, but their statements are plain calls
+//!   on the connection's handle, with no hand-off to sqlx's connection thread.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
@@ -160,6 +164,98 @@ impl GroupWriter {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+
+    /// Runs `work` as one write of the current group and returns once the group committed,
+    /// like [`Self::begin`] and [`WriteTx::commit`]; if `work` fails, its changes are undone
+    /// and the rest of the group is untouched.
+    ///
+    /// `work` runs in the calling task on the connection's handle, taken from sqlx's
+    /// connection thread for the time it runs: its statements are plain calls, with no
+    /// hand-off each. Nothing in it awaits, so a caller that gives up cannot stop it midway.
+    pub(crate) async fn write<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.group.clone().lock_owned().await;
+        if guard.undo || guard.tx.is_none() {
+            // Undoing a write or opening the transaction changes the group: in a task of its
+            // own, as in `begin`.
+            let pool = self.pool.clone();
+            guard = tokio::spawn(async move {
+                guard.settle().await;
+                if guard.tx.is_none() {
+                    guard.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+                }
+                Ok::<_, StoreError>(guard)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        }
+        let Some(tx) = guard.tx.as_mut() else {
+            unreachable!("the group's transaction was opened above");
+        };
+        let mut handle = tx.lock_handle().await?;
+        let (result, left_open) = run_in_savepoint(&mut handle, work);
+        drop(handle);
+        // A savepoint that could not be released or rolled back is undone by the next holder
+        // of the lock (or the group abandoned).
+        guard.undo = left_open;
+        let value = result?;
+        let answer = enlist(guard, self.group.clone());
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|detail| StoreError::GroupCommitFailed { detail })?;
+        Ok(value)
+    }
+}
+
+/// Runs `work` inside `SAVEPOINT yimen_write` on the locked handle: released if `work`
+/// succeeded, rolled back (and released) if not. Returns `work`'s result, and whether the
+/// savepoint is left open because that failed.
+#[allow(unsafe_code)]
+fn run_in_savepoint<T>(
+    handle: &mut LockedSqliteHandle<'_>,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> (Result<T, StoreError>, bool) {
+    // SAFETY: `handle` keeps sqlx's connection thread off this sqlite3 handle until it drops,
+    // and the handle stays open while its connection lives, which outlives `handle`.
+    // `from_handle` does not take ownership: dropping `conn` (at the end of this function,
+    // before `handle`) finalizes the statements prepared through it and leaves the handle open.
+    let conn = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+        Ok(conn) => conn,
+        Err(error) => return (Err(error.into()), false),
+    };
+    if let Err(error) = conn.execute_batch("SAVEPOINT yimen_write") {
+        return (Err(error.into()), false);
+    }
+    match work(&conn) {
+        Ok(value) => match conn.execute_batch("RELEASE yimen_write") {
+            Ok(()) => (Ok(value), false),
+            Err(error) => (Err(error.into()), true),
+        },
+        Err(error) => match conn.execute_batch("ROLLBACK TO yimen_write; RELEASE yimen_write") {
+            Ok(()) => (Err(error), false),
+            Err(_) => (Err(error), true),
+        },
+    }
+}
+
+/// Enlists the write holding `guard` for its group's commit and gives the lock up, as
+/// [`WriteTx::commit`] does; the first to enlist schedules the commit (see the module doc).
+/// The answer comes once it committed.
+fn enlist(
+    mut guard: OwnedMutexGuard<Group>,
+    group: Arc<Mutex<Group>>,
+) -> oneshot::Receiver<Outcome> {
+    let (sender, answer) = oneshot::channel();
+    let first = guard.waiters.is_empty();
+    guard.waiters.push(sender);
+    drop(guard);
+    if first {
+        tokio::spawn(async move { group.lock_owned().await.commit().await });
+    }
+    answer
 }
 
 /// One write in a group; derefs to the connection. End it with [`WriteTx::commit`] or
@@ -292,13 +388,17 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writes_share_commits_and_each_returns_durable() {
+    /// Runs `n` writes at once (direct ones where `direct` says so) and checks that every one
+    /// returned stored and that they shared commits.
+    async fn concurrent_writes(n: i64, direct: fn(i64) -> bool) {
         let (writer, reader, _dir) = writer().await;
-        let tasks: Vec<_> = (0..50)
+        let tasks: Vec<_> = (0..n)
             .map(|v| {
                 let writer = writer.clone();
                 tokio::spawn(async move {
+                    if direct(v) {
+                        return writer.write(|conn| insert_direct(conn, v)).await;
+                    }
                     let mut write = writer.begin().await.unwrap();
                     insert(&mut write, v).await;
                     write.commit().await
@@ -308,9 +408,17 @@ mod tests {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        assert_eq!(values(&reader).await, (0..50).collect::<Vec<_>>());
+        assert_eq!(values(&reader).await, (0..n).collect::<Vec<_>>());
         let commits = writer.commits();
-        assert!(commits < 50, "{commits} commits for 50 queued writes");
+        assert!(
+            commits < n.unsigned_abs(),
+            "{commits} commits for {n} queued writes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_each_returns_durable() {
+        concurrent_writes(50, |_| false).await;
     }
 
     /// Writes 1 and commits it in a task; returns that task and a second write that inserted 2
@@ -352,6 +460,58 @@ mod tests {
         let third = tokio::spawn(third.commit());
         committed.await.unwrap().unwrap();
         third.await.unwrap().unwrap();
+        assert_eq!(values(&reader).await, [1, 3]);
+    }
+
+    fn insert_direct(conn: &rusqlite::Connection, v: i64) -> Result<(), StoreError> {
+        conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_writes_share_commits_with_the_others_and_return_durable() {
+        concurrent_writes(60, |v| v % 2 == 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_direct_write_is_undone_alone_and_the_writer_goes_on() {
+        let (writer, reader, _dir) = writer().await;
+        let mut first = writer.begin().await.unwrap();
+        insert(&mut first, 1).await;
+        let committed = tokio::spawn(first.commit());
+        // In the same group: one row in, then a refusal (NOT NULL).
+        let refused = writer
+            .write(|conn| {
+                insert_direct(conn, 2)?;
+                conn.execute("INSERT INTO t (v) VALUES (NULL)", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Database(sqlx::Error::Database(e))
+                if e.kind() == sqlx::error::ErrorKind::NotNullViolation),
+            "{refused:?}"
+        );
+        committed.await.unwrap().unwrap();
+        let value = writer
+            .write(|conn| {
+                insert_direct(conn, 3)?;
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 7);
+        assert_eq!(values(&reader).await, [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_after_a_dropped_write_undoes_that_one_first() {
+        let (writer, reader, _dir) = writer().await;
+        let (committed, second) = two_in_one_group(&writer).await;
+        drop(second);
+        writer.write(|conn| insert_direct(conn, 3)).await.unwrap();
+        committed.await.unwrap().unwrap();
         assert_eq!(values(&reader).await, [1, 3]);
     }
 }

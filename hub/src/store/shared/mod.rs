@@ -3,15 +3,17 @@
 //! SQLite and PostgreSQL run the same statements (`$N` placeholders work in both through sqlx);
 //! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
 //! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL), in the change-feed lock and
-//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in how the hot
-//! writes send their rows: multi-row `VALUES` on SQLite (in process, no round trips); on
-//! PostgreSQL one prepared statement per write, with one array per column (`UNNEST`) and
-//! data-modifying `WITH` parts, since there every statement is a round trip.
+//! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in the two hot
+//! writes, intake and completions: on SQLite they run on the writer's handle directly, one
+//! prepared statement per table run once per row, with no hand-off to sqlx's connection
+//! thread (`sqlite_direct`); on PostgreSQL, where every statement is a round trip, as one
+//! prepared statement per write, with one array per column (`UNNEST`) and data-modifying
+//! `WITH` parts.
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
 //! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
-//! `insert_fresh()` (intake), `complete_rows()` (outcomes), `write_feed()` (change feed),
-//! `lock_deliveries()` (row locks in id order before a write that changes many deliveries),
-//! `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
+//! `write_intake()` (an intake batch, committed), `write_completions()` (outcomes, committed),
+//! `write_feed()` (change feed), `lock_deliveries()` (row locks in id order before a write that
+//! changes many deliveries), `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
 mod claim;
@@ -31,7 +33,7 @@ pub(crate) use report::report_ops;
 pub(crate) use write::write_ops;
 
 /// The rows one intake batch adds besides its cases, one vector per table, inserted by the
-/// backend's `insert_fresh` together with the case rows. A case whose number turns out to be
+/// backend's `write_intake` together with the case rows. A case whose number turns out to be
 /// stored already (another node stored it meanwhile) is skipped with all its rows.
 #[derive(Debug, Default)]
 pub(crate) struct IntakeRows<'a> {
@@ -130,6 +132,63 @@ pub(crate) struct AttemptRow<'a> {
     pub attempt: i64,
     pub node_id: &'a str,
     pub started_at: i64,
+}
+
+/// What an intake write stored.
+#[derive(Debug, Default)]
+pub(crate) struct IntakeWritten {
+    /// The ids of the cases inserted.
+    pub inserted: std::collections::HashSet<String>,
+    /// For each case whose number was stored before: (id, content hash) as stored, by the id
+    /// the batch had given the case.
+    pub stored: std::collections::HashMap<String, (String, String)>,
+}
+
+/// What a completion write changed.
+#[derive(Debug, Default)]
+pub(crate) struct CompletionsWritten {
+    /// The deliveries updated (their lease held): delivery id → (case id, system id).
+    pub updated: std::collections::HashMap<String, (String, String)>,
+    /// The others: delivery id → (state, lease owner) as stored, or `None` if no such row.
+    pub current: std::collections::HashMap<String, Option<(String, Option<String>)>>,
+}
+
+/// The feed entries of an intake write: one `case_created` per case inserted.
+pub(crate) fn created_feed(
+    cases: &[CaseRow<'_>],
+    inserted: &std::collections::HashSet<String>,
+) -> Feed {
+    let mut feed = Feed::default();
+    for case in cases.iter().filter(|c| inserted.contains(c.id)) {
+        feed.push(case.id, "case_created", None, case.status, case.now);
+    }
+    feed
+}
+
+/// The feed entries of a completion write: one `delivery_state` per updated delivery that
+/// ended (delivered, dead, or waiting for a clerk).
+pub(crate) fn completion_feed(
+    rows: &[CompletionRow<'_>],
+    updated: &std::collections::HashMap<String, (String, String)>,
+    now: i64,
+) -> Feed {
+    let mut feed = Feed::default();
+    for row in rows {
+        let ended = [
+            super::DeliveryState::Delivered,
+            super::DeliveryState::Dead,
+            super::DeliveryState::AwaitingClerk,
+        ]
+        .iter()
+        .any(|state| state.as_str() == row.state);
+        if !ended {
+            continue;
+        }
+        if let Some((case_id, system_id)) = updated.get(row.delivery_id) {
+            feed.push(case_id, "delivery_state", Some(system_id), row.state, now);
+        }
+    }
+    feed
 }
 
 /// A timestamp as stored: microseconds since the Unix epoch.

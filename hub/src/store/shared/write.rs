@@ -1,5 +1,5 @@
-//! Writes: intake (one transaction per batch; the rows through the backend's `insert_fresh`),
-//! completions (`complete_rows`), replays, clerk results, case status, status events, the ticket
+//! Writes: intake (one transaction per batch; the rows through the backend's `write_intake`),
+//! completions (`write_completions`), replays, clerk results, case status, status events, the ticket
 //! ledger and the change feed (`write_feed`).
 
 /// Generates the write methods of a backend (see the module doc of `shared`).
@@ -21,47 +21,36 @@ macro_rules! write_ops {
                 Ok(())
             }
 
-            /// Stores a batch of cases in one transaction. The fast path writes each table with
-            /// one multi-row statement (one statement in all on PostgreSQL) instead of several
-            /// per case; if the database refuses it, that write is rolled back and the batch
-            /// written again case by case, each in its own savepoint, so one bad case cannot
-            /// fail the others.
+            /// Stores a batch of cases in one write. The fast path writes each table with one
+            /// statement (one statement in all on PostgreSQL; on SQLite one prepared insert run
+            /// per row, see `sqlite_direct`); if the database refuses it, nothing of
+            /// it is kept and the batch is written again case by case, each case a write of its
+            /// own, so one bad case cannot fail the others.
             async fn do_insert_cases(
                 &self,
                 cases: &[NewCase],
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
                 let now = shared::micros(jiff::Timestamp::now());
-                let mut tx = self.begin_write().await?;
-                let mut feed = shared::Feed::default();
-                match Self::insert_batch(&mut tx, cases, now, &mut feed).await {
-                    Ok(results) => {
-                        Self::commit_with(tx, feed).await?;
-                        return Ok(results);
+                match self.insert_batch(cases, now).await {
+                    Ok(results) => return Ok(results),
+                    // Not a refusal of these cases: the store cannot write at all.
+                    Err(error @ (StoreError::GroupCommitFailed { .. } | StoreError::Closed)) => {
+                        return Err(error);
                     }
                     Err(error) => {
-                        tx.rollback().await?;
                         tracing::warn!(%error, size = cases.len(), "batch insert refused; storing case by case");
-                        feed = shared::Feed::default();
                     }
                 }
-                let mut tx = self.begin_write().await?;
                 let mut results = Vec::with_capacity(cases.len());
                 for case in cases {
-                    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                    let one = std::slice::from_ref(case);
-                    match Self::insert_batch(&mut savepoint, one, now, &mut feed).await {
-                        Ok(mut outcome) => {
-                            savepoint.commit().await?;
-                            results.extend(outcome.pop());
-                        }
+                    match self.insert_batch(std::slice::from_ref(case), now).await {
+                        Ok(mut outcome) => results.extend(outcome.pop()),
                         Err(error) => {
-                            savepoint.rollback().await?;
                             tracing::warn!(%error, "case not stored");
                             results.push(Err(error));
                         }
                     }
                 }
-                Self::commit_with(tx, feed).await?;
                 Ok(results)
             }
 
@@ -69,10 +58,9 @@ macro_rules! write_ops {
             /// with all its rows; a number already stored is skipped by the insert itself and
             /// answered from a lookup afterwards, so the common batch, all new, needs no lookup.
             async fn insert_batch(
-                conn: &mut <$db as sqlx::Database>::Connection,
+                &self,
                 cases: &[NewCase],
                 now: i64,
-                feed: &mut shared::Feed,
             ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
                 use std::collections::HashMap;
                 let mut results: Vec<Option<Result<InsertOutcome, StoreError>>> =
@@ -203,7 +191,9 @@ macro_rules! write_ops {
                         fields_json: shared::fields_to_json(&t.payload.fields),
                     });
                 }
-                let inserted = Self::insert_fresh(&mut *conn, &case_rows, added).await?;
+                // The backend writes the rows, looks up the numbers stored before, adds the
+                // feed entries of the cases inserted and commits.
+                let written = self.write_intake(&case_rows, added).await?;
                 drop(case_rows);
                 // The cases inserted, and for the numbers stored before, their case as stored
                 // (id, content hash), by the index of the batch's first case of that number.
@@ -211,23 +201,21 @@ macro_rules! write_ops {
                 let mut stored: HashMap<usize, (String, String)> = HashMap::new();
                 for (i, id) in &fresh {
                     let case = &cases[*i];
-                    if inserted.contains(id) {
+                    if written.inserted.contains(id) {
                         created.push((*i, id.as_str()));
                         continue;
                     }
-                    let (existing, hash): (String, String) = sqlx::query_as(
-                        "SELECT id, content_hash FROM cases WHERE client_id = $1 AND case_number = $2",
-                    )
-                    .bind(&case.client_id)
-                    .bind(&case.case_number)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    results[*i] = Some(Ok(if hash == case.content_hash {
+                    let Some((existing, hash)) = written.stored.get(id) else {
+                        return Err(StoreError::Invalid(format!(
+                            "case {} was neither stored nor found", case.case_number
+                        )));
+                    };
+                    results[*i] = Some(Ok(if *hash == case.content_hash {
                         InsertOutcome::Existing { case_id: existing.clone() }
                     } else {
                         InsertOutcome::Conflict { case_id: existing.clone() }
                     }));
-                    stored.insert(*i, (existing, hash));
+                    stored.insert(*i, (existing.clone(), hash.clone()));
                 }
                 let new_ids: HashMap<usize, &str> = created.iter().copied().collect();
                 for (i, earlier) in repeats {
@@ -247,7 +235,6 @@ macro_rules! write_ops {
                     per_case.entry(case_id).or_default().push(d);
                 }
                 for (i, case_id) in &created {
-                    feed.push(case_id, "case_created", None, &cases[*i].status, now);
                     let deliveries = per_case.remove(case_id).unwrap_or_default();
                     results[*i] = Some(Ok(InsertOutcome::Created {
                         case_id: (*case_id).to_owned(),
@@ -260,7 +247,7 @@ macro_rules! write_ops {
                     .collect())
             }
 
-            /// Records a batch of outcomes in one transaction (the backend's `complete_rows`):
+            /// Records a batch of outcomes in one transaction (the backend's `write_completions`):
             /// a guarded update of the deliveries (only rows whose lease is still held change),
             /// then the matching attempt rows. A delivery whose lease was lost changes nothing
             /// and gets `LeaseLost` (or `DeliveryNotFound`).
@@ -315,45 +302,26 @@ macro_rules! write_ops {
                         }
                     })
                     .collect();
-                let mut tx = self.begin_write().await?;
-                let mut feed = shared::Feed::default();
-                // delivery id → (case id, system id) of the rows whose lease held.
-                let updated: std::collections::HashMap<String, (String, String)> =
-                    Self::complete_rows(&mut tx, &rows, now)
-                        .await?
-                        .into_iter()
-                        .map(|(id, case_id, system_id)| (id, (case_id, system_id)))
-                        .collect();
+                // The backend updates the rows whose lease held, reads the others, adds the
+                // feed entries of the deliveries that ended and commits.
+                let written = self.write_completions(&rows, now).await?;
                 let mut results = Vec::with_capacity(rows.len());
                 for (r, state) in rows.iter().zip(states) {
-                    if let Some((case_id, system_id)) = updated.get(r.delivery_id) {
-                        if matches!(
-                            state,
-                            DeliveryState::Delivered
-                                | DeliveryState::Dead
-                                | DeliveryState::AwaitingClerk
-                        ) {
-                            feed.push(case_id, "delivery_state", Some(system_id), r.state, now);
-                        }
+                    if written.updated.contains_key(r.delivery_id) {
                         results.push(Ok(state));
                         continue;
                     }
-                    let current: Option<(String, Option<String>)> = sqlx::query_as(
-                        "SELECT state, lease_owner FROM deliveries WHERE id = $1",
-                    )
-                    .bind(r.delivery_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    results.push(match current {
-                        None => Err(StoreError::DeliveryNotFound(r.delivery_id.to_owned())),
-                        Some((state, holder)) => Err(StoreError::LeaseLost {
+                    results.push(match written.current.get(r.delivery_id) {
+                        Some(Some((state, holder))) => Err(StoreError::LeaseLost {
                             delivery_id: r.delivery_id.to_owned(),
                             state: state.parse()?,
-                            holder,
+                            holder: holder.clone(),
                         }),
+                        Some(None) | None => {
+                            Err(StoreError::DeliveryNotFound(r.delivery_id.to_owned()))
+                        }
                     });
                 }
-                Self::commit_with(tx, feed).await?;
                 Ok(results)
             }
 
