@@ -37,6 +37,43 @@ async fn a_case_is_delivered_to_every_target_on_postgres() {
     hub.stop().await;
 }
 
+/// A line system whose receipt number holds a NUL character (a JSON `\u0000`): PostgreSQL
+/// refuses NUL in text, so before it was replaced the outcome could not be written, nor the
+/// outcomes written in the same batch, and the delivery stayed `sending`.
+#[tokio::test]
+async fn a_receipt_with_a_nul_character_is_stored() {
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let lines = MockServer::start().await;
+    for (system, number) in [("R01", "R01-\u{0}-1"), ("R02", "R02-1")] {
+        Mock::given(method("POST"))
+            .and(path(format!("/{system}/api/cases")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "code": "0", "message": "ok",
+                "data": { "receiptNo": number, "status": "01" }
+            })))
+            .mount(&lines)
+            .await;
+    }
+    let hub = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |_| {}).await;
+    let response = hub.submit(&case("NUL-1")).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let id = body["case_id"].as_str().unwrap();
+    let case = hub.until_targets(id, "delivered").await;
+    let mut numbers: Vec<&str> = case["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["receipt"]["receipt_number"].as_str().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, ["R01-\u{FFFD}-1", "R02-1"], "{case:#}");
+    hub.stop().await;
+}
+
 /// Node A's sends to R01 fail and open its breaker; node B, whose own sends only hang (and whose
 /// threshold it never reaches), opens its R01 breaker too, from the shared record, and shows it
 /// in `/v1/systems`. At once, from A's signal: the lease is long, so the next heartbeat (a third

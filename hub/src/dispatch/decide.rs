@@ -40,9 +40,20 @@ pub struct AttemptContext {
 /// Converts an adapter receipt into the stored form.
 pub fn stored_receipt(receipt: Receipt) -> StoredReceipt {
     StoredReceipt {
-        receipt_number: receipt.receipt_number,
-        raw_status: receipt.raw_status,
-        excerpt: receipt.excerpt,
+        receipt_number: receipt.receipt_number.map(storable),
+        raw_status: receipt.raw_status.map(storable),
+        excerpt: storable(receipt.excerpt),
+    }
+}
+
+/// A text from a line system's answer as the store keeps it: NUL characters (a JSON `\u0000`,
+/// a binary body) become U+FFFD. PostgreSQL refuses NUL in text, and one such outcome would
+/// fail the whole batch of outcomes written with it; SQLite keeps it, but readers cut there.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 
@@ -63,12 +74,13 @@ pub fn decide(
         ),
         DeliveryOutcome::Rejected { reason, excerpt } => (
             AttemptOutcome::Dead {
-                reason: format!("rejected: {reason}"),
-                excerpt,
+                reason: storable(format!("rejected: {reason}")),
+                excerpt: storable(excerpt),
             },
             Health::Answered,
         ),
         DeliveryOutcome::Retry { after, reason } => {
+            let reason = storable(reason);
             let recorded = match next(after, &reason) {
                 Next::RetryAt(next_attempt_at) => AttemptOutcome::Retry {
                     next_attempt_at,
@@ -83,6 +95,7 @@ pub fn decide(
             (recorded, Health::Failed)
         }
         DeliveryOutcome::Ambiguous { reason } => {
+            let reason = storable(reason);
             let recorded = match next(None, &reason) {
                 Next::RetryAt(next_attempt_at) => AttemptOutcome::Ambiguous {
                     next_attempt_at,
@@ -189,6 +202,44 @@ mod tests {
         assert!(
             matches!(recorded, AttemptOutcome::Ambiguous { .. }),
             "{recorded:?}"
+        );
+    }
+
+    #[test]
+    fn nul_characters_from_an_answer_are_replaced_before_storing() {
+        let receipt = Receipt {
+            receipt_number: Some("L01-\0-1".into()),
+            raw_status: Some("0\u{0}1".into()),
+            excerpt: "{\"ok\":\0}".into(),
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let (recorded, _) = decide(
+            DeliveryOutcome::Delivered(receipt),
+            at(1),
+            &policy(),
+            &mut rng,
+        );
+        let AttemptOutcome::Delivered(r) = recorded else {
+            panic!("{recorded:?}");
+        };
+        assert_eq!(r.receipt_number.as_deref(), Some("L01-\u{FFFD}-1"));
+        assert_eq!(r.raw_status.as_deref(), Some("0\u{FFFD}1"));
+        assert_eq!(r.excerpt, "{\"ok\":\u{FFFD}}");
+        let (recorded, _) = decide(
+            DeliveryOutcome::Rejected {
+                reason: "bad\0".into(),
+                excerpt: "\0".into(),
+            },
+            at(1),
+            &policy(),
+            &mut rng,
+        );
+        assert_eq!(
+            recorded,
+            AttemptOutcome::Dead {
+                reason: "rejected: bad\u{FFFD}".into(),
+                excerpt: "\u{FFFD}".into(),
+            }
         );
     }
 }
