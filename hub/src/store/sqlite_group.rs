@@ -18,7 +18,10 @@
 //! - A write that fails, rolls back or is dropped midway is undone alone: the next holder of
 //!   the lock rolls back to its savepoint first. If that is impossible (SQLite has already
 //!   rolled the whole transaction back after an I/O error), the group is abandoned and its
-//!   enlisted members get the error.
+//!   enlisted members get the error; so is a group whose transaction SQLite ended while a
+//!   write found no savepoint to undo, and the next write starts a new group instead of
+//!   running, and committing alone, outside any. sqlx's own count of open transactions, which
+//!   SQLite's ending one behind its back would leave wrong for good, is put right ([`resync`]).
 //! - The commit runs in its own task, so a caller that gives up waiting cannot strand the group.
 //! - The hot writes (intake, completions) use [`GroupWriter::write`] instead of
 //!   [`GroupWriter::begin`]: the same group and savepoint, but their statements are plain calls
@@ -36,6 +39,20 @@ use super::StoreError;
 
 type Outcome = Result<(), String>;
 
+/// Why a group was abandoned when SQLite had rolled its transaction back.
+const TRANSACTION_LOST: &str = "SQLite rolled the group's transaction back";
+
+/// What a direct write left in the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// Nothing: its savepoint was released or rolled back.
+    Clean,
+    /// Its savepoint, still open: the next holder of the lock undoes it.
+    Savepoint,
+    /// No transaction: SQLite rolled the group's back, and the group must be abandoned.
+    NoTransaction,
+}
+
 /// The open group: its transaction, the writes waiting for its commit, and whether the last
 /// holder left a savepoint to undo.
 #[derive(Debug, Default)]
@@ -43,6 +60,9 @@ struct Group {
     tx: Option<Transaction<'static, Sqlite>>,
     waiters: Vec<oneshot::Sender<Outcome>>,
     undo: bool,
+    /// A commit or rollback failed: sqlx may still count a transaction SQLite ended (see
+    /// [`resync`]).
+    suspect: bool,
     /// Commits made (read by tests).
     commits: Arc<AtomicU64>,
 }
@@ -64,19 +84,45 @@ impl Group {
             Ok(_) => sqlx::query("RELEASE yimen_write")
                 .execute(&mut **tx)
                 .await
-                .map(drop),
+                .map(drop)
+                .map_err(|error| error.to_string()),
             // The write left before its savepoint opened, or after it was released whole:
-            // nothing of it is half done.
+            // nothing of it is half done. Unless SQLite rolled the whole transaction back (after
+            // an I/O error or a full disk): then the group is lost, and a write that went on in
+            // it would start and commit a transaction of its own.
             Err(sqlx::Error::Database(error)) if error.message().contains("no such savepoint") => {
-                Ok(())
+                let lost = match tx.lock_handle().await {
+                    Ok(mut handle) => {
+                        with_connection(&mut handle, |conn| conn.is_autocommit()).unwrap_or(true)
+                    }
+                    Err(_) => true,
+                };
+                if lost {
+                    Err(TRANSACTION_LOST.to_owned())
+                } else {
+                    Ok(())
+                }
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.to_string()),
         };
         if let Err(error) = undone {
             tracing::error!(%error, members = self.waiters.len(), "write group abandoned");
             self.finish(Err(format!("undoing a failed write: {error}")))
                 .await;
         }
+    }
+
+    /// Opens the group's transaction if none is open.
+    async fn open(&mut self, pool: &SqlitePool) -> Result<(), StoreError> {
+        if self.tx.is_some() {
+            return Ok(());
+        }
+        if self.suspect {
+            resync(&mut *pool.acquire().await?).await?;
+            self.suspect = false;
+        }
+        self.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+        Ok(())
     }
 
     /// Commits the group (if one is open) and answers its members. A write left open by the
@@ -86,7 +132,9 @@ impl Group {
         let outcome = match self.tx.take() {
             Some(tx) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                tx.commit().await.map_err(|e| e.to_string())
+                let committed = tx.commit().await.map_err(|e| e.to_string());
+                self.suspect = committed.is_err();
+                committed
             }
             None => Ok(()),
         };
@@ -101,7 +149,10 @@ impl Group {
     /// Rolls the group back and answers its members with `outcome`.
     async fn finish(&mut self, outcome: Outcome) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.rollback().await;
+            // It fails if SQLite ended the transaction itself: the next group resyncs first.
+            if tx.rollback().await.is_err() {
+                self.suspect = true;
+            }
         }
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(outcome.clone());
@@ -147,9 +198,7 @@ impl GroupWriter {
         tokio::spawn(async move {
             let mut guard = group.clone().lock_owned().await;
             guard.settle().await;
-            if guard.tx.is_none() {
-                guard.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
-            }
+            guard.open(&pool).await?;
             let mut write = WriteTx {
                 guard,
                 group,
@@ -183,9 +232,7 @@ impl GroupWriter {
             let pool = self.pool.clone();
             guard = tokio::spawn(async move {
                 guard.settle().await;
-                if guard.tx.is_none() {
-                    guard.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
-                }
+                guard.open(&pool).await?;
                 Ok::<_, StoreError>(guard)
             })
             .await
@@ -195,11 +242,26 @@ impl GroupWriter {
             unreachable!("the group's transaction was opened above");
         };
         let mut handle = tx.lock_handle().await?;
-        let (result, left_open) = run_in_savepoint(&mut handle, work);
+        let (result, left) = with_connection(&mut handle, |conn| run_in_savepoint(conn, work))?;
         drop(handle);
-        // A savepoint that could not be released or rolled back is undone by the next holder
-        // of the lock (or the group abandoned).
-        guard.undo = left_open;
+        match left {
+            Left::Clean => {}
+            // Undone by the next holder of the lock (or the group abandoned then).
+            Left::Savepoint => guard.undo = true,
+            Left::NoTransaction => {
+                tracing::error!(
+                    members = guard.waiters.len(),
+                    "write group abandoned: {TRANSACTION_LOST}"
+                );
+                // In a task of its own, as in `begin`.
+                tokio::spawn(async move { guard.finish(Err(TRANSACTION_LOST.to_owned())).await });
+                return Err(result
+                    .err()
+                    .unwrap_or_else(|| StoreError::GroupCommitFailed {
+                        detail: TRANSACTION_LOST.to_owned(),
+                    }));
+            }
+        }
         let value = result?;
         let answer = enlist(guard, self.group.clone());
         answer
@@ -210,35 +272,88 @@ impl GroupWriter {
     }
 }
 
-/// Runs `work` inside `SAVEPOINT yimen_write` on the locked handle: released if `work`
-/// succeeded, rolled back (and released) if not. Returns `work`'s result, and whether the
-/// savepoint is left open because that failed.
-#[allow(unsafe_code)]
+/// Runs `work` inside `SAVEPOINT yimen_write`: released if `work` succeeded, rolled back (and
+/// released) if not. Returns `work`'s result and what it left in the group. If the group's
+/// transaction is gone already, `work` does not run: its savepoint would start a transaction
+/// of its own and commit at its release, outside the group.
 fn run_in_savepoint<T>(
-    handle: &mut LockedSqliteHandle<'_>,
+    conn: &rusqlite::Connection,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
-) -> (Result<T, StoreError>, bool) {
+) -> (Result<T, StoreError>, Left) {
+    let lost = || StoreError::GroupCommitFailed {
+        detail: TRANSACTION_LOST.to_owned(),
+    };
+    let left = |conn: &rusqlite::Connection| {
+        if conn.is_autocommit() {
+            Left::NoTransaction
+        } else {
+            Left::Savepoint
+        }
+    };
+    if conn.is_autocommit() {
+        return (Err(lost()), Left::NoTransaction);
+    }
+    if let Err(error) = conn.execute_batch("SAVEPOINT yimen_write") {
+        return (Err(error.into()), left(conn));
+    }
+    match work(conn) {
+        Ok(value) => match conn.execute_batch("RELEASE yimen_write") {
+            Ok(()) => (Ok(value), Left::Clean),
+            Err(error) => (Err(error.into()), left(conn)),
+        },
+        Err(error) if conn.is_autocommit() => (Err(error), Left::NoTransaction),
+        Err(error) => match conn.execute_batch("ROLLBACK TO yimen_write; RELEASE yimen_write") {
+            Ok(()) => (Err(error), Left::Clean),
+            Err(_) => (Err(error), left(conn)),
+        },
+    }
+}
+
+/// Makes sqlx's count of open transactions on `conn` agree with SQLite after a failed commit
+/// or rollback. When SQLite ends a transaction itself (after an I/O error or a full disk),
+/// sqlx still counts it: its `ROLLBACK` then fails, the count stays, and sqlx refuses every
+/// later `BEGIN IMMEDIATE` on the connection. Ends whatever is left with sqlx's own
+/// `ROLLBACK`, after opening an empty transaction for it if SQLite has none.
+async fn resync(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    use sqlx::TransactionManager;
+    type Manager = <Sqlite as sqlx::Database>::TransactionManager;
+    // Taking the handle waits for the commands queued before (a dropped transaction's
+    // rollback), so the count read next is current.
+    drop(conn.lock_handle().await?);
+    match Manager::get_transaction_depth(conn) {
+        0 => return Ok(()),
+        1 => {}
+        depth => {
+            return Err(StoreError::GroupCommitFailed {
+                detail: format!("the writer counts {depth} nested transactions"),
+            });
+        }
+    }
+    let mut handle = conn.lock_handle().await?;
+    with_connection(&mut handle, |c| {
+        if c.is_autocommit() {
+            c.execute_batch("BEGIN")
+        } else {
+            Ok(())
+        }
+    })??;
+    drop(handle);
+    Manager::rollback(conn).await?;
+    Ok(())
+}
+
+/// Calls `f` with the connection's sqlite3 handle as a rusqlite connection.
+#[allow(unsafe_code)]
+fn with_connection<R>(
+    handle: &mut LockedSqliteHandle<'_>,
+    f: impl FnOnce(&rusqlite::Connection) -> R,
+) -> Result<R, StoreError> {
     // SAFETY: `handle` keeps sqlx's connection thread off this sqlite3 handle until it drops,
     // and the handle stays open while its connection lives, which outlives `handle`.
     // `from_handle` does not take ownership: dropping `conn` (at the end of this function,
     // before `handle`) finalizes the statements prepared through it and leaves the handle open.
-    let conn = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
-        Ok(conn) => conn,
-        Err(error) => return (Err(error.into()), false),
-    };
-    if let Err(error) = conn.execute_batch("SAVEPOINT yimen_write") {
-        return (Err(error.into()), false);
-    }
-    match work(&conn) {
-        Ok(value) => match conn.execute_batch("RELEASE yimen_write") {
-            Ok(()) => (Ok(value), false),
-            Err(error) => (Err(error.into()), true),
-        },
-        Err(error) => match conn.execute_batch("ROLLBACK TO yimen_write; RELEASE yimen_write") {
-            Ok(()) => (Err(error), false),
-            Err(_) => (Err(error), true),
-        },
-    }
+    let conn = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+    Ok(f(&conn))
 }
 
 /// Enlists the write holding `guard` for its group's commit and gives the lock up, as
@@ -513,5 +628,101 @@ mod tests {
         writer.write(|conn| insert_direct(conn, 3)).await.unwrap();
         committed.await.unwrap().unwrap();
         assert_eq!(values(&reader).await, [1, 3]);
+    }
+
+    /// Holds a first write (of 1) while `kill` queues a write that ends the group's transaction
+    /// as SQLite does after some errors (an I/O error, a full disk), then a direct write of 3
+    /// behind it, then lets the first enlist. The group is lost: the first member fails, and
+    /// the write of 3 runs in a new group, not in a transaction of its own that the group's
+    /// failed commit would then report as failed although it is stored.
+    async fn after_a_lost_transaction(kill: fn(GroupWriter) -> tokio::task::JoinHandle<()>) {
+        let (writer, reader, _dir) = writer().await;
+        let mut first = writer.begin().await.unwrap();
+        insert(&mut first, 1).await;
+        let killer = kill(writer.clone());
+        // The killer queues for the lock (from a task of its own, for `begin`) before the next.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let after = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(|conn| insert_direct(conn, 3)).await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let first = tokio::spawn(first.commit());
+        killer.await.unwrap();
+        after.await.unwrap().unwrap();
+        assert!(
+            matches!(
+                first.await.unwrap(),
+                Err(StoreError::GroupCommitFailed { .. })
+            ),
+            "the first member's row went with the transaction"
+        );
+        assert_eq!(values(&reader).await, [3]);
+        writer.write(|conn| insert_direct(conn, 4)).await.unwrap();
+        assert_eq!(values(&reader).await, [3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_that_finds_the_transaction_gone_abandons_the_group() {
+        after_a_lost_transaction(|writer| {
+            tokio::spawn(async move {
+                let failed = writer
+                    .write(|conn| {
+                        insert_direct(conn, 2)?;
+                        conn.execute_batch("ROLLBACK")?;
+                        Err::<(), _>(StoreError::Invalid("failed after a rollback".into()))
+                    })
+                    .await;
+                assert!(failed.is_err());
+            })
+        })
+        .await;
+    }
+
+    /// The same when a write of the other kind is undone and finds no savepoint, because there
+    /// is no transaction left.
+    #[tokio::test]
+    async fn an_undo_that_finds_the_transaction_gone_abandons_the_group() {
+        after_a_lost_transaction(|writer| {
+            tokio::spawn(async move {
+                let mut write = writer.begin().await.unwrap();
+                insert(&mut write, 2).await;
+                sqlx::query("ROLLBACK").execute(&mut *write).await.unwrap();
+            })
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn resync_ends_a_transaction_sqlite_ended_behind_sqlx() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("r.db"))
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let mut handle = tx.lock_handle().await.unwrap();
+        with_connection(&mut handle, |c| c.execute_batch("ROLLBACK"))
+            .unwrap()
+            .unwrap();
+        drop(handle);
+        // sqlx's COMMIT fails, and so does the ROLLBACK it sends when the transaction drops.
+        assert!(tx.commit().await.is_err());
+        assert!(
+            conn.begin_with("BEGIN IMMEDIATE").await.is_err(),
+            "sqlx still counts the transaction"
+        );
+        resync(&mut conn).await.unwrap();
+        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        tx.commit().await.unwrap();
+        // Nothing to do when the counts agree.
+        resync(&mut conn).await.unwrap();
     }
 }
