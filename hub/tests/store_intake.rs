@@ -13,6 +13,7 @@ store_suite!(
     batch_keeps_each_case_atomic,
     one_batch_answers_repeats_and_earlier_numbers,
     failing_insert_leaves_nothing,
+    a_store_that_cannot_write_fails_the_batch_whole,
     invalid_cases_are_refused_before_the_database,
     get_case_returns_targets_and_materials,
     search_by_number_id_number_and_credit_code,
@@ -264,6 +265,17 @@ async fn failing_insert_leaves_nothing(db: &TestDb) {
     // The number is still free for a correct case.
     let fixed = store.insert_case(case("C-1", &["L01"])).await.unwrap();
     assert!(matches!(fixed, InsertOutcome::Created { .. }));
+}
+
+/// A batch is written again case by case only when the database refused something in it; a
+/// store that cannot write at all (here: closed) fails the batch whole, at once, instead of
+/// failing each case after the other (each waiting for a connection, on PostgreSQL).
+async fn a_store_that_cannot_write_fails_the_batch_whole(db: &TestDb) {
+    let store = &db.store;
+    store.close().await;
+    let batch: Vec<_> = (0..20).map(|i| case(&format!("X-{i}"), &["L01"])).collect();
+    let failed = store.insert_cases(&batch).await;
+    assert!(failed.is_err(), "{failed:?}");
 }
 
 async fn invalid_cases_are_refused_before_the_database(db: &TestDb) {

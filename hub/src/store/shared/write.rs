@@ -33,13 +33,13 @@ macro_rules! write_ops {
                 let now = shared::micros(jiff::Timestamp::now());
                 match self.insert_batch(cases, now).await {
                     Ok(results) => return Ok(results),
-                    // Not a refusal of these cases: the store cannot write at all.
-                    Err(error @ (StoreError::GroupCommitFailed { .. } | StoreError::Closed)) => {
-                        return Err(error);
-                    }
-                    Err(error) => {
+                    // The database refused something in these cases.
+                    Err(error @ StoreError::Database(sqlx::Error::Database(_))) => {
                         tracing::warn!(%error, size = cases.len(), "batch insert refused; storing case by case");
                     }
+                    // The store cannot write at all (no connection, a failed commit, closed):
+                    // each case alone would fail the same way, one after the other.
+                    Err(error) => return Err(error),
                 }
                 let mut results = Vec::with_capacity(cases.len());
                 for case in cases {
