@@ -174,14 +174,8 @@ pub(crate) fn completion_feed(
 ) -> Feed {
     let mut feed = Feed::default();
     for row in rows {
-        let ended = [
-            super::DeliveryState::Delivered,
-            super::DeliveryState::Dead,
-            super::DeliveryState::AwaitingClerk,
-        ]
-        .iter()
-        .any(|state| state.as_str() == row.state);
-        if !ended {
+        use super::DeliveryState::{AwaitingClerk, Dead, Delivered};
+        if !matches!(row.state.parse(), Ok(Delivered | Dead | AwaitingClerk)) {
             continue;
         }
         if let Some((case_id, system_id)) = updated.get(row.delivery_id) {
