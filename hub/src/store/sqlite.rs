@@ -3,7 +3,8 @@
 //! Durability: `synchronous=FULL` in WAL mode fsyncs the log at every commit, so a commit that
 //! returned survives a crash of the process and of the machine.
 //!
-//! Concurrency: all writes go through one pooled connection (`max_connections = 1`). Writes are
+//! Concurrency: all writes go through one connection, which the group writer takes out of the
+//! writer pool (`max_connections = 1`) at its first write and keeps. Writes are
 //! group-committed ([`super::sqlite_group`]): each runs in a savepoint of a shared `BEGIN
 //! IMMEDIATE` transaction, and the writes queued meanwhile (intake batches, claims,
 //! completions, status writes) share one commit and one fsync. A write returns only after its
@@ -171,6 +172,7 @@ impl SqliteStore {
 
     async fn do_close(&self) {
         self.checkpoints.close().await;
+        self.group.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }

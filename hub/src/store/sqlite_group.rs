@@ -20,19 +20,26 @@
 //!   rolled the whole transaction back after an I/O error), the group is abandoned and its
 //!   enlisted members get the error; so is a group whose transaction SQLite ended while a
 //!   write found no savepoint to undo, and the next write starts a new group instead of
-//!   running, and committing alone, outside any. sqlx's own count of open transactions, which
-//!   SQLite's ending one behind its back would leave wrong for good, is put right ([`resync`]).
-//! - The commit runs in its own task, so a caller that gives up waiting cannot strand the group.
+//!   running, and committing alone, outside any.
+//! - The group's transaction is begun, committed and rolled back here, as plain calls on the
+//!   connection's handle, not through sqlx: sqlx does not count it, so it can never disagree
+//!   with SQLite about it, and the lock is held for the statements only. Through sqlx each was
+//!   a hand-off to the connection's thread and a wait to be scheduled again on a busy runtime,
+//!   lock held: beginning and committing took two thirds of the lock's time under load, the
+//!   writes themselves one third.
+//! - The connection is taken out of the writer pool at the first write and kept (the pool may
+//!   open another for tools and benchmarks; they wait for SQLite's write lock like any other
+//!   connection).
 //! - The hot writes (intake, completions) use [`GroupWriter::write`] instead of
-//!   [`GroupWriter::begin`]: the same group and savepoint, but their statements are plain calls
-//!   on the connection's handle, with no hand-off to sqlx's connection thread.
+//!   [`GroupWriter::begin`]: the same group and savepoint, but their statements too are plain
+//!   calls on the connection's handle.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::sqlite::LockedSqliteHandle;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::StoreError;
@@ -42,7 +49,7 @@ type Outcome = Result<(), String>;
 /// Why a group was abandoned when SQLite had rolled its transaction back.
 const TRANSACTION_LOST: &str = "SQLite rolled the group's transaction back";
 
-/// What a direct write left in the group.
+/// What a write left in the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Left {
     /// Nothing: its savepoint was released or rolled back.
@@ -53,110 +60,125 @@ enum Left {
     NoTransaction,
 }
 
-/// The open group: its transaction, the writes waiting for its commit, and whether the last
-/// holder left a savepoint to undo.
+/// The open group: the writer's connection, whether the group's transaction is open on it, the
+/// writes waiting for its commit, and whether the last holder left a savepoint to undo.
 #[derive(Debug, Default)]
 struct Group {
-    tx: Option<Transaction<'static, Sqlite>>,
-    waiters: Vec<oneshot::Sender<Outcome>>,
-    undo: bool,
-    /// A commit or rollback failed: sqlx may still count a transaction SQLite ended (see
-    /// [`resync`]).
-    suspect: bool,
+    /// Taken out of the writer pool at the first write.
+    conn: Option<SqliteConnection>,
+    state: GroupState,
     /// Commits made (read by tests).
     commits: Arc<AtomicU64>,
 }
 
-impl Group {
+/// The group's bookkeeping, apart from the connection so that both can be borrowed at once.
+#[derive(Debug, Default)]
+struct GroupState {
+    /// The group's transaction is open (begun here, unknown to sqlx).
+    open: bool,
+    waiters: Vec<oneshot::Sender<Outcome>>,
+    undo: bool,
+}
+
+impl GroupState {
     /// Undoes a savepoint the last holder left open; abandons the group if that fails.
-    async fn settle(&mut self) {
-        if !self.undo {
+    fn settle(&mut self, conn: &rusqlite::Connection) {
+        if !std::mem::take(&mut self.undo) || !self.open {
             return;
         }
-        self.undo = false;
-        let Some(tx) = self.tx.as_mut() else {
-            return;
-        };
-        let undone = match sqlx::query("ROLLBACK TO yimen_write")
-            .execute(&mut **tx)
-            .await
-        {
-            Ok(_) => sqlx::query("RELEASE yimen_write")
-                .execute(&mut **tx)
-                .await
-                .map(drop)
-                .map_err(|error| error.to_string()),
+        let undone = match conn.execute_batch("ROLLBACK TO yimen_write; RELEASE yimen_write") {
+            Ok(()) => Ok(()),
+            // SQLite rolled the whole transaction back (after an I/O error or a full disk): the
+            // group is lost, and a write that went on in it would start and commit a
+            // transaction of its own.
+            Err(_) if conn.is_autocommit() => Err(TRANSACTION_LOST.to_owned()),
             // The write left before its savepoint opened, or after it was released whole:
-            // nothing of it is half done. Unless SQLite rolled the whole transaction back (after
-            // an I/O error or a full disk): then the group is lost, and a write that went on in
-            // it would start and commit a transaction of its own.
-            Err(sqlx::Error::Database(error)) if error.message().contains("no such savepoint") => {
-                let lost = match tx.lock_handle().await {
-                    Ok(mut handle) => {
-                        with_connection(&mut handle, |conn| conn.is_autocommit()).unwrap_or(true)
-                    }
-                    Err(_) => true,
-                };
-                if lost {
-                    Err(TRANSACTION_LOST.to_owned())
-                } else {
-                    Ok(())
-                }
-            }
+            // nothing of it is half done.
+            Err(error) if error.to_string().contains("no such savepoint") => Ok(()),
             Err(error) => Err(error.to_string()),
         };
         if let Err(error) = undone {
             tracing::error!(%error, members = self.waiters.len(), "write group abandoned");
-            self.finish(Err(format!("undoing a failed write: {error}")))
-                .await;
+            self.abandon(conn, format!("undoing a failed write: {error}"));
         }
     }
 
-    /// Opens the group's transaction if none is open.
-    async fn open(&mut self, pool: &SqlitePool) -> Result<(), StoreError> {
-        if self.tx.is_some() {
+    /// Settles, then opens the group's transaction if none is open.
+    fn prepare(&mut self, conn: &rusqlite::Connection) -> Result<(), StoreError> {
+        self.settle(conn);
+        if self.open {
             return Ok(());
         }
-        if self.suspect {
-            resync(&mut *pool.acquire().await?).await?;
-            self.suspect = false;
+        if !conn.is_autocommit() {
+            // Not ours (nothing else begins one on this connection): nothing of it can be kept.
+            conn.execute_batch("ROLLBACK")?;
         }
-        self.tx = Some(pool.begin_with("BEGIN IMMEDIATE").await?);
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.open = true;
         Ok(())
     }
 
     /// Commits the group (if one is open) and answers its members. A write left open by the
     /// last holder is undone first: it must not ride along.
-    async fn commit(&mut self) {
-        self.settle().await;
-        let outcome = match self.tx.take() {
-            Some(tx) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                let committed = tx.commit().await.map_err(|e| e.to_string());
-                self.suspect = committed.is_err();
-                committed
+    fn commit(&mut self, conn: &rusqlite::Connection, commits: &AtomicU64) {
+        self.settle(conn);
+        let outcome = if std::mem::take(&mut self.open) {
+            commits.fetch_add(1, Ordering::Relaxed);
+            let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+            // A commit refused (a deferred constraint, a busy database) leaves the transaction
+            // open; nothing of it may stay for the next group.
+            if committed.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
             }
-            None => Ok(()),
+            committed
+        } else {
+            Ok(())
         };
         if let Err(detail) = &outcome {
             tracing::error!(%detail, members = self.waiters.len(), "group commit failed");
         }
+        self.answer(&outcome);
+    }
+
+    /// Rolls the group back (if SQLite has not already) and answers its members with `detail`.
+    fn abandon(&mut self, conn: &rusqlite::Connection, detail: String) {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        self.open = false;
+        self.undo = false;
+        self.answer(&Err(detail));
+    }
+
+    fn answer(&mut self, outcome: &Outcome) {
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(outcome.clone());
         }
     }
+}
 
-    /// Rolls the group back and answers its members with `outcome`.
-    async fn finish(&mut self, outcome: Outcome) {
-        if let Some(tx) = self.tx.take() {
-            // It fails if SQLite ended the transaction itself: the next group resyncs first.
-            if tx.rollback().await.is_err() {
-                self.suspect = true;
-            }
+impl Group {
+    /// The writer's connection, taken out of `pool` the first time.
+    async fn connection(&mut self, pool: &SqlitePool) -> Result<&mut SqliteConnection, StoreError> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot @ None => Ok(slot.insert(pool.acquire().await?.detach())),
         }
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.send(outcome.clone());
-        }
+    }
+
+    /// Runs `f` on the connection's handle with the group's bookkeeping.
+    async fn with_handle<R>(
+        &mut self,
+        pool: &SqlitePool,
+        f: impl FnOnce(&rusqlite::Connection, &mut GroupState) -> R,
+    ) -> Result<R, StoreError> {
+        self.connection(pool).await?;
+        let Group { conn, state, .. } = self;
+        let Some(conn) = conn.as_mut() else {
+            unreachable!("the connection was taken above");
+        };
+        let mut handle = conn.lock_handle().await?;
+        with_connection(&mut handle, |c| f(c, state))
     }
 }
 
@@ -187,31 +209,27 @@ impl GroupWriter {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Starts one write inside the current group.
+    /// Starts one write inside the current group, for statements through sqlx.
     ///
-    /// Joining changes the group (an undo, a transaction opened, a savepoint set), so it runs in
-    /// a task of its own: a caller that gives up midway cannot leave it half done. A write whose
-    /// caller stopped waiting is dropped when the task ends, and so undone.
+    /// Until it returns, only the waits for the lock, the connection and its handle can be
+    /// given up, and they change nothing; what joining changes (an undo, the transaction
+    /// begun, the savepoint set) runs in one piece on the handle. A write dropped before its
+    /// end is undone by the next holder of the lock.
     pub(crate) async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let group = self.group.clone();
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut guard = group.clone().lock_owned().await;
-            guard.settle().await;
-            guard.open(&pool).await?;
-            let mut write = WriteTx {
-                guard,
-                group,
-                open: false,
-            };
-            sqlx::query("SAVEPOINT yimen_write")
-                .execute(&mut *write)
-                .await?;
-            write.open = true;
-            Ok(write)
+        let mut guard = self.group.clone().lock_owned().await;
+        guard
+            .with_handle(&self.pool, |conn, state| {
+                state.prepare(conn)?;
+                conn.execute_batch("SAVEPOINT yimen_write")?;
+                Ok::<_, StoreError>(())
+            })
+            .await??;
+        Ok(WriteTx {
+            guard: Some(guard),
+            group: self.group.clone(),
+            pool: self.pool.clone(),
+            open: true,
         })
-        .await
-        .map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `work` as one write of the current group and returns once the group committed,
@@ -226,49 +244,59 @@ impl GroupWriter {
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut guard = self.group.clone().lock_owned().await;
-        if guard.undo || guard.tx.is_none() {
-            // Undoing a write or opening the transaction changes the group: in a task of its
-            // own, as in `begin`.
-            let pool = self.pool.clone();
-            guard = tokio::spawn(async move {
-                guard.settle().await;
-                guard.open(&pool).await?;
-                Ok::<_, StoreError>(guard)
+        let result = guard
+            .with_handle(&self.pool, |conn, state| {
+                state.prepare(conn)?;
+                let (result, left) = run_in_savepoint(conn, work);
+                match left {
+                    Left::Clean => {}
+                    // Undone by the next holder of the lock (or the group abandoned then).
+                    Left::Savepoint => state.undo = true,
+                    Left::NoTransaction => {
+                        tracing::error!(
+                            members = state.waiters.len(),
+                            "write group abandoned: {TRANSACTION_LOST}"
+                        );
+                        state.abandon(conn, TRANSACTION_LOST.to_owned());
+                        return Err(result.err().unwrap_or_else(|| {
+                            StoreError::GroupCommitFailed {
+                                detail: TRANSACTION_LOST.to_owned(),
+                            }
+                        }));
+                    }
+                }
+                result
             })
-            .await
-            .map_err(|_| StoreError::Closed)??;
-        }
-        let Some(tx) = guard.tx.as_mut() else {
-            unreachable!("the group's transaction was opened above");
-        };
-        let mut handle = tx.lock_handle().await?;
-        let (result, left) = with_connection(&mut handle, |conn| run_in_savepoint(conn, work))?;
-        drop(handle);
-        match left {
-            Left::Clean => {}
-            // Undone by the next holder of the lock (or the group abandoned then).
-            Left::Savepoint => guard.undo = true,
-            Left::NoTransaction => {
-                tracing::error!(
-                    members = guard.waiters.len(),
-                    "write group abandoned: {TRANSACTION_LOST}"
-                );
-                // In a task of its own, as in `begin`.
-                tokio::spawn(async move { guard.finish(Err(TRANSACTION_LOST.to_owned())).await });
-                return Err(result
-                    .err()
-                    .unwrap_or_else(|| StoreError::GroupCommitFailed {
-                        detail: TRANSACTION_LOST.to_owned(),
-                    }));
-            }
-        }
+            .await?;
         let value = result?;
-        let answer = enlist(guard, self.group.clone());
+        let answer = enlist(guard, self.group.clone(), self.pool.clone());
         answer
             .await
             .map_err(|_| StoreError::Closed)?
             .map_err(|detail| StoreError::GroupCommitFailed { detail })?;
         Ok(value)
+    }
+
+    /// Commits what is pending and closes the writer's connection. A later write takes a new
+    /// one from the pool (or fails, once the pool is closed).
+    pub(crate) async fn close(&self) {
+        let mut guard = self.group.lock().await;
+        let group = &mut *guard;
+        if group.conn.is_some() {
+            let commits = group.commits.clone();
+            if let Err(error) = group
+                .with_handle(&self.pool, |conn, state| state.commit(conn, &commits))
+                .await
+            {
+                tracing::warn!(%error, "committing before the writer closes");
+            }
+        }
+        if let Some(conn) = group.conn.take() {
+            use sqlx::Connection;
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "closing the writer's connection");
+            }
+        }
     }
 }
 
@@ -309,39 +337,6 @@ fn run_in_savepoint<T>(
     }
 }
 
-/// Makes sqlx's count of open transactions on `conn` agree with SQLite after a failed commit
-/// or rollback. When SQLite ends a transaction itself (after an I/O error or a full disk),
-/// sqlx still counts it: its `ROLLBACK` then fails, the count stays, and sqlx refuses every
-/// later `BEGIN IMMEDIATE` on the connection. Ends whatever is left with sqlx's own
-/// `ROLLBACK`, after opening an empty transaction for it if SQLite has none.
-async fn resync(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    use sqlx::TransactionManager;
-    type Manager = <Sqlite as sqlx::Database>::TransactionManager;
-    // Taking the handle waits for the commands queued before (a dropped transaction's
-    // rollback), so the count read next is current.
-    drop(conn.lock_handle().await?);
-    match Manager::get_transaction_depth(conn) {
-        0 => return Ok(()),
-        1 => {}
-        depth => {
-            return Err(StoreError::GroupCommitFailed {
-                detail: format!("the writer counts {depth} nested transactions"),
-            });
-        }
-    }
-    let mut handle = conn.lock_handle().await?;
-    with_connection(&mut handle, |c| {
-        if c.is_autocommit() {
-            c.execute_batch("BEGIN")
-        } else {
-            Ok(())
-        }
-    })??;
-    drop(handle);
-    Manager::rollback(conn).await?;
-    Ok(())
-}
-
 /// Calls `f` with the connection's sqlite3 handle as a rusqlite connection.
 #[allow(unsafe_code)]
 fn with_connection<R>(
@@ -356,19 +351,32 @@ fn with_connection<R>(
     Ok(f(&conn))
 }
 
-/// Enlists the write holding `guard` for its group's commit and gives the lock up, as
-/// [`WriteTx::commit`] does; the first to enlist schedules the commit (see the module doc).
-/// The answer comes once it committed.
+/// Enlists the write holding `guard` for its group's commit and gives the lock up; the first
+/// to enlist schedules the commit (see the module doc). The answer comes once it committed.
 fn enlist(
     mut guard: OwnedMutexGuard<Group>,
     group: Arc<Mutex<Group>>,
+    pool: SqlitePool,
 ) -> oneshot::Receiver<Outcome> {
     let (sender, answer) = oneshot::channel();
-    let first = guard.waiters.is_empty();
-    guard.waiters.push(sender);
+    let first = guard.state.waiters.is_empty();
+    guard.state.waiters.push(sender);
     drop(guard);
     if first {
-        tokio::spawn(async move { group.lock_owned().await.commit().await });
+        tokio::spawn(async move {
+            let mut guard = group.lock_owned().await;
+            let commits = guard.commits.clone();
+            let committed = guard
+                .with_handle(&pool, |conn, state| state.commit(conn, &commits))
+                .await;
+            if let Err(error) = committed {
+                // The handle could not be had (the connection is gone): nothing was committed.
+                tracing::error!(%error, "group commit failed");
+                guard.state.open = false;
+                guard.state.undo = false;
+                guard.state.answer(&Err(error.to_string()));
+            }
+        });
     }
     answer
 }
@@ -377,63 +385,67 @@ fn enlist(
 /// [`WriteTx::rollback`]; dropped without either, it is undone.
 #[derive(Debug)]
 pub(crate) struct WriteTx {
-    guard: OwnedMutexGuard<Group>,
+    /// Taken when the write enlists.
+    guard: Option<OwnedMutexGuard<Group>>,
     group: Arc<Mutex<Group>>,
+    pool: SqlitePool,
     /// The savepoint is still open.
     open: bool,
 }
 
 impl WriteTx {
-    /// Keeps this write and returns once the group holding it committed. Releasing the
-    /// savepoint and enlisting run in a task of their own, like joining.
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        let answer = tokio::spawn(self.enlist())
-            .await
-            .map_err(|_| StoreError::Closed)??;
+    /// Keeps this write and returns once the group holding it committed.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        // Given up while waiting for the handle, the write is dropped and undone; once the
+        // savepoint is released, it is enlisted at once.
+        let pool = self.pool.clone();
+        self.group_mut()
+            .with_handle(&pool, |conn, _| conn.execute_batch("RELEASE yimen_write"))
+            .await??;
+        self.open = false;
+        let Some(guard) = self.guard.take() else {
+            unreachable!("a write holds the lock until it ends");
+        };
+        let answer = enlist(guard, self.group.clone(), pool);
         answer
             .await
             .map_err(|_| StoreError::Closed)?
             .map_err(|detail| StoreError::GroupCommitFailed { detail })
     }
 
-    async fn enlist(mut self) -> Result<oneshot::Receiver<Outcome>, StoreError> {
-        sqlx::query("RELEASE yimen_write")
-            .execute(&mut *self)
-            .await?;
-        self.open = false;
-        let (sender, answer) = oneshot::channel();
-        let first = self.guard.waiters.is_empty();
-        self.guard.waiters.push(sender);
-        let group = self.group.clone();
-        drop(self);
-        if first {
-            tokio::spawn(async move { group.lock_owned().await.commit().await });
-        }
-        Ok(answer)
-    }
-
     /// Undoes this write; the rest of the group is untouched.
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        tokio::spawn(async move {
-            let mut write = self;
-            sqlx::query("ROLLBACK TO yimen_write")
-                .execute(&mut *write)
-                .await?;
-            sqlx::query("RELEASE yimen_write")
-                .execute(&mut *write)
-                .await?;
-            write.open = false;
-            Ok(())
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+    pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
+        let pool = self.pool.clone();
+        self.group_mut()
+            .with_handle(&pool, |conn, _| {
+                conn.execute_batch("ROLLBACK TO yimen_write; RELEASE yimen_write")
+            })
+            .await??;
+        self.open = false;
+        Ok(())
     }
 }
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if self.open {
-            self.guard.undo = true;
+        if let (true, Some(guard)) = (self.open, self.guard.as_mut()) {
+            guard.state.undo = true;
+        }
+    }
+}
+
+impl WriteTx {
+    fn group(&self) -> &Group {
+        match &self.guard {
+            Some(guard) => guard,
+            None => unreachable!("a write holds the lock until it ends"),
+        }
+    }
+
+    fn group_mut(&mut self) -> &mut Group {
+        match &mut self.guard {
+            Some(guard) => guard,
+            None => unreachable!("a write holds the lock until it ends"),
         }
     }
 }
@@ -442,18 +454,18 @@ impl Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        match &self.guard.tx {
-            Some(tx) => tx,
-            None => unreachable!("a write exists only while its group's transaction is open"),
+        match &self.group().conn {
+            Some(conn) => conn,
+            None => unreachable!("a write exists only once the group has its connection"),
         }
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match &mut self.guard.tx {
-            Some(tx) => tx,
-            None => unreachable!("a write exists only while its group's transaction is open"),
+        match &mut self.group_mut().conn {
+            Some(conn) => conn,
+            None => unreachable!("a write exists only once the group has its connection"),
         }
     }
 }
@@ -697,32 +709,59 @@ mod tests {
         .await;
     }
 
+    /// A commit SQLite refuses leaves the transaction open (here a deferred foreign key):
+    /// the group's members get the error, nothing of the group is stored, and the next write
+    /// starts a transaction of its own instead of failing to.
     #[tokio::test]
-    async fn resync_ends_a_transaction_sqlite_ended_behind_sqlx() {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("r.db"))
-            .create_if_missing(true);
-        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+    async fn a_refused_commit_is_rolled_back_and_the_writer_goes_on() {
+        let (writer, reader, _dir) = writer().await;
+        writer
+            .write(|conn| {
+                conn.execute_batch(
+                    "PRAGMA foreign_keys = ON;
+                     CREATE TABLE p (id INTEGER PRIMARY KEY);
+                     CREATE TABLE c (p INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);",
+                )?;
+                Ok(())
+            })
             .await
             .unwrap();
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
-        let mut handle = tx.lock_handle().await.unwrap();
-        with_connection(&mut handle, |c| c.execute_batch("ROLLBACK"))
-            .unwrap()
-            .unwrap();
-        drop(handle);
-        // sqlx's COMMIT fails, and so does the ROLLBACK it sends when the transaction drops.
-        assert!(tx.commit().await.is_err());
+        let refused = writer
+            .write(|conn| {
+                insert_direct(conn, 1)?;
+                conn.execute("INSERT INTO c (p) VALUES (99)", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
         assert!(
-            conn.begin_with("BEGIN IMMEDIATE").await.is_err(),
-            "sqlx still counts the transaction"
+            matches!(&refused, StoreError::GroupCommitFailed { detail } if detail.contains("FOREIGN KEY")),
+            "{refused:?}"
         );
-        resync(&mut conn).await.unwrap();
-        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
-        tx.commit().await.unwrap();
-        // Nothing to do when the counts agree.
-        resync(&mut conn).await.unwrap();
+        writer.write(|conn| insert_direct(conn, 2)).await.unwrap();
+        let mut write = writer.begin().await.unwrap();
+        insert(&mut write, 3).await;
+        write.commit().await.unwrap();
+        assert_eq!(values(&reader).await, [2, 3]);
+        let orphans: i64 = sqlx::query_scalar("SELECT count(*) FROM c")
+            .fetch_one(&reader)
+            .await
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+
+    /// The pool keeps working beside the group for tools: its writes wait for SQLite's lock.
+    #[tokio::test]
+    async fn the_pool_serves_others_once_the_group_took_its_connection() {
+        let (writer, reader, _dir) = writer().await;
+        writer.write(|conn| insert_direct(conn, 1)).await.unwrap();
+        sqlx::query("INSERT INTO t (v) VALUES (2)")
+            .execute(&writer.pool)
+            .await
+            .unwrap();
+        writer.write(|conn| insert_direct(conn, 3)).await.unwrap();
+        assert_eq!(values(&reader).await, [1, 2, 3]);
+        writer.close().await;
+        assert!(writer.group.lock().await.conn.is_none());
     }
 }
