@@ -1,7 +1,10 @@
 //! The embedded SQLite backend: one file `yimen.db` in the data folder, WAL journal.
 //!
-//! Durability: `synchronous=FULL` in WAL mode fsyncs the log at every commit, so a commit that
-//! returned survives a crash of the process and of the machine.
+//! Durability: a write returns only once its commit is in the log and the log is fsynced, so
+//! a write that returned survives a crash of the process and of the machine. Connections
+//! open with `synchronous=FULL` (the log fsynced at every commit); the group writer's own
+//! connection fsyncs the log from a thread of its own after each commit, outside its lock
+//! ([`super::sqlite_group`]).
 //!
 //! Concurrency: all writes go through one connection, which the group writer takes out of the
 //! writer pool (`max_connections = 1`) at its first write and keeps. Writes are
@@ -108,7 +111,7 @@ impl SqliteStore {
         tokio::spawn(checkpoint_in_background(checkpoints.clone()));
         tracing::info!(path = %path.display(), "sqlite store open");
         Ok(Self {
-            group: GroupWriter::new(writer.clone()),
+            group: GroupWriter::new(writer.clone(), wal_path(&path)),
             writer,
             reader,
             checkpoints,
@@ -208,6 +211,13 @@ impl SqliteStore {
     async fn do_breaker_signals(&self) -> Result<Option<BreakerSignals>, StoreError> {
         Ok(None)
     }
+}
+
+/// The log file of the database at `db`: its name with `-wal` appended.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 /// Checkpoints the log every [`CHECKPOINT_EVERY`] until the pool closes. `PASSIVE` copies what

@@ -27,6 +27,14 @@
 //!   a hand-off to the connection's thread and a wait to be scheduled again on a busy runtime,
 //!   lock held: beginning and committing took two thirds of the lock's time under load, the
 //!   writes themselves one third.
+//! - The commit does not wait for the disk with the lock held. The group's connection runs with
+//!   `synchronous = NORMAL`: its `COMMIT` writes the group to the log but does not fsync it.
+//!   A thread of its own then syncs the log file and only then answers the group's members, so
+//!   `Ok` still means durable, while the next group already runs. Syncs that queue up while one
+//!   runs are answered by the next single sync. What the others read may thus be committed up
+//!   to one fsync before it is durable: a power cut in that instant loses what no member was
+//!   told was stored, as it would if the commit had not happened. (Checkpoints still sync the
+//!   log before copying it into the database file, as SQLite does in this mode.)
 //! - The connection is taken out of the writer pool at the first write and kept (the pool may
 //!   open another for tools and benchmarks; they wait for SQLite's write lock like any other
 //!   connection).
@@ -35,6 +43,7 @@
 //!   calls on the connection's handle.
 
 use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,11 +71,13 @@ enum Left {
 
 /// The open group: the writer's connection, whether the group's transaction is open on it, the
 /// writes waiting for its commit, and whether the last holder left a savepoint to undo.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Group {
     /// Taken out of the writer pool at the first write.
     conn: Option<SqliteConnection>,
     state: GroupState,
+    /// Makes committed groups durable and answers their members.
+    syncer: Syncer,
     /// Commits made (read by tests).
     commits: Arc<AtomicU64>,
 }
@@ -120,7 +131,7 @@ impl GroupState {
 
     /// Commits the group (if one is open) and answers its members. A write left open by the
     /// last holder is undone first: it must not ride along.
-    fn commit(&mut self, conn: &rusqlite::Connection, commits: &AtomicU64) {
+    fn commit(&mut self, conn: &rusqlite::Connection, commits: &AtomicU64, syncer: &Syncer) {
         self.settle(conn);
         let outcome = if std::mem::take(&mut self.open) {
             commits.fetch_add(1, Ordering::Relaxed);
@@ -134,10 +145,13 @@ impl GroupState {
         } else {
             Ok(())
         };
-        if let Err(detail) = &outcome {
-            tracing::error!(%detail, members = self.waiters.len(), "group commit failed");
+        match &outcome {
+            Ok(()) => syncer.durable(std::mem::take(&mut self.waiters)),
+            Err(detail) => {
+                tracing::error!(%detail, members = self.waiters.len(), "group commit failed");
+                self.answer(&outcome);
+            }
         }
-        self.answer(&outcome);
     }
 
     /// Rolls the group back (if SQLite has not already) and answers its members with `detail`.
@@ -158,12 +172,27 @@ impl GroupState {
 }
 
 impl Group {
-    /// The writer's connection, taken out of `pool` the first time.
+    /// The writer's connection, taken out of `pool` the first time. It leaves syncing the log
+    /// to the [`Syncer`].
     async fn connection(&mut self, pool: &SqlitePool) -> Result<&mut SqliteConnection, StoreError> {
         match &mut self.conn {
             Some(conn) => Ok(conn),
-            slot @ None => Ok(slot.insert(pool.acquire().await?.detach())),
+            slot @ None => {
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut conn)
+                    .await?;
+                Ok(slot.insert(conn))
+            }
         }
+    }
+
+    /// Commits the group on its connection (see [`GroupState::commit`]).
+    async fn commit(&mut self, pool: &SqlitePool) -> Result<(), StoreError> {
+        let commits = self.commits.clone();
+        let syncer = self.syncer.clone();
+        self.with_handle(pool, |conn, state| state.commit(conn, &commits, &syncer))
+            .await
     }
 
     /// Runs `f` on the connection's handle with the group's bookkeeping.
@@ -193,8 +222,14 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    pub(crate) fn new(pool: SqlitePool) -> Self {
-        let group = Group::default();
+    /// A writer on `pool`'s connection to the database whose log is the file `wal`.
+    pub(crate) fn new(pool: SqlitePool, wal: PathBuf) -> Self {
+        let group = Group {
+            conn: None,
+            state: GroupState::default(),
+            syncer: Syncer::start(wal),
+            commits: Arc::default(),
+        };
         Self {
             pool,
             #[cfg(test)]
@@ -282,14 +317,10 @@ impl GroupWriter {
     pub(crate) async fn close(&self) {
         let mut guard = self.group.lock().await;
         let group = &mut *guard;
-        if group.conn.is_some() {
-            let commits = group.commits.clone();
-            if let Err(error) = group
-                .with_handle(&self.pool, |conn, state| state.commit(conn, &commits))
-                .await
-            {
-                tracing::warn!(%error, "committing before the writer closes");
-            }
+        if group.conn.is_some()
+            && let Err(error) = group.commit(&self.pool).await
+        {
+            tracing::warn!(%error, "committing before the writer closes");
         }
         if let Some(conn) = group.conn.take() {
             use sqlx::Connection;
@@ -298,6 +329,61 @@ impl GroupWriter {
             }
         }
     }
+}
+
+/// The thread that makes committed groups durable: it fsyncs the log file, then answers the
+/// groups' members. Groups committed while a sync runs share the next one.
+#[derive(Debug, Clone)]
+struct Syncer {
+    groups: std::sync::mpsc::Sender<Vec<oneshot::Sender<Outcome>>>,
+}
+
+impl Syncer {
+    /// Starts the thread for the log file `wal`; it ends when the last handle is dropped.
+    fn start(wal: PathBuf) -> Self {
+        let (groups, queue) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("yimen-log-sync".into())
+            .spawn(move || sync_groups(&wal, &queue));
+        if let Err(error) = spawned {
+            // The queue's end is dropped with the closure: every group is answered with an
+            // error by `durable`, and the store refuses to write rather than lie.
+            tracing::error!(%error, "starting the log's sync thread");
+        }
+        Self { groups }
+    }
+
+    /// Answers `members` once what was committed so far is durable.
+    fn durable(&self, members: Vec<oneshot::Sender<Outcome>>) {
+        if let Err(std::sync::mpsc::SendError(members)) = self.groups.send(members) {
+            let refused: Outcome = Err("the log's sync thread is gone".to_owned());
+            for member in members {
+                let _ = member.send(refused.clone());
+            }
+        }
+    }
+}
+
+fn sync_groups(wal: &Path, queue: &std::sync::mpsc::Receiver<Vec<oneshot::Sender<Outcome>>>) {
+    while let Ok(first) = queue.recv() {
+        // Everything committed before this point is in the file: one sync covers it all.
+        let mut members = first;
+        for more in queue.try_iter() {
+            members.extend(more);
+        }
+        let outcome = sync_log(wal).map_err(|error| {
+            tracing::error!(%error, path = %wal.display(), "syncing the log failed");
+            format!("syncing {}: {error}", wal.display())
+        });
+        for member in members {
+            let _ = member.send(outcome.clone());
+        }
+    }
+}
+
+/// fsyncs the log file. Opened each time: the name always leads to the log SQLite writes now.
+fn sync_log(wal: &Path) -> std::io::Result<()> {
+    std::fs::File::open(wal)?.sync_data()
 }
 
 /// Runs `work` inside `SAVEPOINT yimen_write`: released if `work` succeeded, rolled back (and
@@ -365,11 +451,7 @@ fn enlist(
     if first {
         tokio::spawn(async move {
             let mut guard = group.lock_owned().await;
-            let commits = guard.commits.clone();
-            let committed = guard
-                .with_handle(&pool, |conn, state| state.commit(conn, &commits))
-                .await;
-            if let Err(error) = committed {
+            if let Err(error) = guard.commit(&pool).await {
                 // The handle could not be had (the connection is gone): nothing was committed.
                 tracing::error!(%error, "group commit failed");
                 guard.state.open = false;
@@ -497,7 +579,11 @@ mod tests {
             .connect_with(options.read_only(true))
             .await
             .unwrap();
-        (GroupWriter::new(pool), reader, dir)
+        (
+            GroupWriter::new(pool, dir.path().join("g.db-wal")),
+            reader,
+            dir,
+        )
     }
 
     async fn insert(write: &mut WriteTx, v: i64) {
@@ -748,6 +834,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    /// The group's connection leaves the fsync to the syncer, and a member is answered only
+    /// once the log was synced: where the log cannot be synced, no write returns stored.
+    #[tokio::test]
+    async fn a_write_returns_only_once_the_log_is_synced() {
+        let (writer, _reader, dir) = writer().await;
+        let mut write = writer.begin().await.unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *write)
+            .await
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL: the commit does not fsync");
+        write.commit().await.unwrap();
+
+        let nowhere = GroupWriter::new(writer.pool.clone(), dir.path().join("missing-wal"));
+        writer.close().await;
+        let failed = nowhere
+            .write(|conn| insert_direct(conn, 1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&failed, StoreError::GroupCommitFailed { detail } if detail.contains("syncing")),
+            "{failed:?}"
+        );
     }
 
     /// The pool keeps working beside the group for tools: its writes wait for SQLite's lock.
