@@ -350,3 +350,26 @@ fn a_missing_package_key_fails_the_build() {
         .unwrap_err();
     assert!(err.to_string().contains("package_key"), "{err}");
 }
+
+#[tokio::test]
+async fn a_part_file_left_by_an_attempt_cut_short_is_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folders = LocalFolders::new(tmp.path());
+    std::fs::create_dir_all(tmp.path().join("outbox")).unwrap();
+    std::fs::write(tmp.path().join("outbox/a.xml.part"), b"<half").unwrap();
+    folders
+        .write_atomic("outbox", "a.xml", b"<whole/>")
+        .await
+        .unwrap();
+    assert_eq!(files(&tmp.path().join("outbox")), ["a.xml"]);
+    assert_eq!(
+        std::fs::read(tmp.path().join("outbox/a.xml")).unwrap(),
+        b"<whole/>"
+    );
+    // A fresh name needs no clean-up.
+    folders
+        .write_atomic("outbox", "b.xml", b"<b/>")
+        .await
+        .unwrap();
+    assert_eq!(files(&tmp.path().join("outbox")), ["a.xml", "b.xml"]);
+}

@@ -52,16 +52,17 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let part = dir.join(format!("{name}.part"));
     let target = dir.join(name);
-    match fs::remove_file(&part) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    let create = || OpenOptions::new().write(true).create_new(true).open(&part);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part)?;
+        // A `.part` left by an attempt cut short is replaced. Removing it only when found
+        // spares every write an `unlink`, which takes the folder's lock for writing.
+        let mut file = match create() {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                fs::remove_file(&part)?;
+                create()?
+            }
+            opened => opened?,
+        };
         file.write_all(data)?;
         file.sync_all()?;
         drop(file);
