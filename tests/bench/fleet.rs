@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sqlx::Connection;
-use yimen_e2e::{API_KEY, Process, free_port, mappings_dir, start_hub, start_mocks};
+use yimen_e2e::{API_KEY, Process, free_port, mappings_dir, start_hub, start_mocks_with_env};
 
 /// Which store the hub runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,8 @@ impl Fleet {
         let port = free_port()?;
         let hub_url = format!("http://127.0.0.1:{port}");
         // The mocks serve the repository's catalogue: limits only matter to the hub.
-        let mocks = start_mocks(files.path(), &hub_url, &[])?;
+        // Warnings only, as the hub: a line of log per delivery is not what is measured.
+        let mocks = start_mocks_with_env(files.path(), &hub_url, &[], &[("RUST_LOG", "warn")])?;
         Ok(Self {
             mocks,
             hub: None,

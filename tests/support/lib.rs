@@ -237,6 +237,16 @@ pub fn free_port() -> Result<u16> {
 
 /// Starts `yimen-mocks` on a free port serving the repository's catalogue.
 pub fn start_mocks(files_dir: &Path, hub_url: &str, extra: &[&str]) -> Result<Process> {
+    start_mocks_with_env(files_dir, hub_url, extra, &[])
+}
+
+/// [`start_mocks`] with environment variables (`RUST_LOG`, say).
+pub fn start_mocks_with_env(
+    files_dir: &Path,
+    hub_url: &str,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<Process> {
     let mappings = mappings_dir();
     let files = files_dir.to_string_lossy().into_owned();
     let mappings = mappings.to_string_lossy().into_owned();
@@ -254,7 +264,7 @@ pub fn start_mocks(files_dir: &Path, hub_url: &str, extra: &[&str]) -> Result<Pr
     Process::start(
         &bin("yimen-mocks")?,
         &args,
-        &[],
+        envs,
         "listening on",
         Duration::from_secs(30),
     )
