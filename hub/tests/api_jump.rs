@@ -8,7 +8,7 @@
 mod serve_support;
 
 use serde_json::{Value, json};
-use serve_support::{Hub, KEY, case};
+use serve_support::{Backend, Hub, KEY, case, postgres_admin};
 use wiremock::MockServer;
 use yimen_adapters::jump::{MacAlgorithm, sign_request};
 use yimen_adapters::settings::Secret;
@@ -148,5 +148,46 @@ async fn a_jump_link_needs_the_platform_key_and_a_waiting_delivery() {
     assert_eq!(jump_link(&hub, case_id).await.status(), 409, "still queued");
     let (status, _) = hub.get(&format!("/v1/cases/{case_id}/jump/R01")).await;
     assert_eq!(status, 404);
+    hub.stop().await;
+}
+
+/// A jump system's callback is the line system's text too: a NUL in its case number, status or
+/// message is stored as U+FFFD. PostgreSQL refuses NUL in text: the callback failed with 500
+/// (the line system retrying in vain) and its status was never recorded.
+#[tokio::test]
+async fn a_callback_with_a_nul_character_is_stored_on_postgres() {
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let lines = MockServer::start().await;
+    let hub = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |_| {}).await;
+    let mut jump_case = case("J-NUL");
+    jump_case["matter"]["code"] = json!("TEST-JUMP-0003");
+    let response = hub.submit(&jump_case).await;
+    assert_eq!(response.status(), 202);
+    let case_id = response.json::<Value>().await.unwrap()["case_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = hub.until_targets(&case_id, "awaiting_clerk").await;
+    let delivery = waiting["targets"][0]["delivery_id"].as_str().unwrap();
+    let callback = json!({
+        "system": "J01", "delivery": delivery, "line_case_no": "J01-\u{0}-7",
+        "status": "10", "message": "已受理\u{0}"
+    });
+    let (status, answer) = signed_post(&hub, "/v1/jump/callback", J01_KEY, &callback).await;
+    assert_eq!(status, 200, "{answer}");
+    let done = hub.until_targets(&case_id, "delivered").await;
+    let receipt = &done["targets"][0]["receipt"];
+    assert_eq!(receipt["receipt_number"], "J01-\u{FFFD}-7");
+    assert_eq!(receipt["excerpt"], "已受理\u{FFFD}");
+    let events = hub.store.list_status_events(&case_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event.raw_code == "10" && e.event.unified_state == "accepted"),
+        "{events:?}"
+    );
     hub.stop().await;
 }

@@ -215,11 +215,11 @@ pub async fn callback(
             "delivery": delivery.delivery_id, "state": "delivered", "duplicate": true
         })));
     }
-    let receipt = StoredReceipt {
-        receipt_number: Some(callback.line_case_no.clone()),
-        raw_status: Some(callback.status.clone()),
-        excerpt: callback.message.clone().unwrap_or_default(),
-    };
+    let receipt = StoredReceipt::from_line(
+        Some(callback.line_case_no.clone()),
+        Some(callback.status.clone()),
+        callback.message.clone().unwrap_or_default(),
+    );
     state
         .store
         .resolve_clerk(&delivery.delivery_id, receipt, now)

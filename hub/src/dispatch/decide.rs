@@ -15,7 +15,7 @@ use rand::Rng;
 use yimen_adapters::{DeliveryOutcome, Receipt};
 
 use super::policy::{Next, RetryPolicy};
-use crate::store::{AttemptOutcome, StoredReceipt};
+use crate::store::{AttemptOutcome, StoredReceipt, storable};
 
 /// What an attempt says about the line system's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,22 +39,7 @@ pub struct AttemptContext {
 
 /// Converts an adapter receipt into the stored form.
 pub fn stored_receipt(receipt: Receipt) -> StoredReceipt {
-    StoredReceipt {
-        receipt_number: receipt.receipt_number.map(storable),
-        raw_status: receipt.raw_status.map(storable),
-        excerpt: storable(receipt.excerpt),
-    }
-}
-
-/// A text from a line system's answer as the store keeps it: NUL characters (a JSON `\u0000`,
-/// a binary body) become U+FFFD. PostgreSQL refuses NUL in text, and one such outcome would
-/// fail the whole batch of outcomes written with it; SQLite keeps it, but readers cut there.
-pub fn storable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text
-    }
+    StoredReceipt::from_line(receipt.receipt_number, receipt.raw_status, receipt.excerpt)
 }
 
 /// Decides what the store records for an attempt's outcome.

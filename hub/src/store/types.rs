@@ -287,6 +287,33 @@ pub struct StoredReceipt {
     pub excerpt: String,
 }
 
+impl StoredReceipt {
+    /// A receipt from a line system's texts, made [`storable`].
+    pub fn from_line(
+        receipt_number: Option<String>,
+        raw_status: Option<String>,
+        excerpt: String,
+    ) -> Self {
+        Self {
+            receipt_number: receipt_number.map(storable),
+            raw_status: raw_status.map(storable),
+            excerpt: storable(excerpt),
+        }
+    }
+}
+
+/// A text from a line system as the store keeps it: NUL characters (a JSON `\u0000`, a binary
+/// body) become U+FFFD. PostgreSQL refuses NUL in text, and one such text would fail the whole
+/// write it is part of (a batch of outcomes, a status change); SQLite keeps it, but readers cut
+/// there. Every text a line system sends that the store keeps passes here first.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// How one attempt ended, as the dispatcher classified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {

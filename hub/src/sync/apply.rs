@@ -43,6 +43,13 @@ pub enum Outcome {
 impl SyncContext {
     /// Applies one report (see the module doc).
     pub async fn apply(&self, report: &Report) -> Result<Outcome, SyncError> {
+        let cleaned;
+        let report = if report.storable() {
+            report
+        } else {
+            cleaned = report.clone().made_storable();
+            &cleaned
+        };
         let spec = self
             .catalog
             .system(&report.system_id)

@@ -84,6 +84,27 @@ pub struct Report {
     pub reported_at: Option<Timestamp>,
 }
 
+impl Report {
+    /// No text of the line system's needs cleaning before it is stored.
+    fn storable(&self) -> bool {
+        ![&self.raw_code, &self.excerpt]
+            .into_iter()
+            .chain(&self.message)
+            .any(|text| text.contains('\0'))
+    }
+
+    /// The report with its line system's texts made [`crate::store::storable`].
+    fn made_storable(self) -> Self {
+        use crate::store::storable;
+        Self {
+            raw_code: storable(self.raw_code),
+            message: self.message.map(storable),
+            excerpt: storable(self.excerpt),
+            ..self
+        }
+    }
+}
+
 /// Why a report or request could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
