@@ -23,6 +23,7 @@ store_suite!(
     concurrent_claimers_never_share_a_delivery,
     dead_letters_are_listed_and_replayed,
     complete_many_fails_only_lost_items,
+    complete_many_records_the_others_when_the_database_refuses_one,
     extend_leases_renews_held_ones_and_names_the_lost,
     renewals_and_completions_of_the_same_leases_never_deadlock,
     live_nodes_are_listed_in_id_order_until_their_heartbeat_is_a_lease_old,
@@ -678,6 +679,54 @@ async fn complete_many_fails_only_lost_items(db: &TestDb) {
         (kept.state, kept.lease_owner.as_deref()),
         (DeliveryState::Sending, Some("n"))
     );
+}
+
+/// The database refuses one outcome of a batch: the others are recorded and only that one
+/// fails. Before, the whole batch failed; the dispatcher retried it for seconds, recording
+/// nothing else meanwhile, then gave it up, and every delivery in it was sent again once its
+/// lease expired.
+async fn complete_many_records_the_others_when_the_database_refuses_one(db: &TestDb) {
+    let store = &db.store;
+    store
+        .insert_case(case("K-10", &["L01", "L02", "L03"]))
+        .await
+        .unwrap();
+    let caps = ClaimCaps::uniform(5);
+    let claimed = store.claim_due("n", at(0), 10, LEASE, &caps).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    db.refuse_receipt("POISON").await;
+    let items: Vec<_> = claimed
+        .iter()
+        .zip(["R-1", "POISON", "R-3"])
+        .map(|(c, number)| Completion {
+            lease: c.lease.clone(),
+            outcome: receipt(number),
+        })
+        .collect();
+    let results = store.complete_many(&items, at(1)).await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap(), &DeliveryState::Delivered);
+    assert!(
+        matches!(&results[1], Err(StoreError::Database(_))),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2].as_ref().unwrap(), &DeliveryState::Delivered);
+    for (c, (state, number)) in claimed.iter().zip([
+        (DeliveryState::Delivered, Some("R-1")),
+        (DeliveryState::Sending, None),
+        (DeliveryState::Delivered, Some("R-3")),
+    ]) {
+        let stored = store
+            .get_delivery(&c.lease.delivery_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored_number = stored
+            .receipt
+            .as_ref()
+            .and_then(|r| r.receipt_number.as_deref());
+        assert_eq!((stored.state, stored_number), (state, number));
+    }
 }
 
 /// The lease keeper renews every lease the node holds while outcomes of the same deliveries are

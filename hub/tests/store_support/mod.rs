@@ -80,6 +80,47 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Makes the database refuse (raise an error at) any update that gives a delivery the
+    /// receipt number `number`: a stand-in for whatever a database may refuse in one row.
+    pub async fn refuse_receipt(&self, number: &str) {
+        match (&self.dir, &self.pg) {
+            (Some(dir), _) => {
+                let url = format!("sqlite://{}", dir.path().join("yimen.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(&format!(
+                    "CREATE TRIGGER refuse_receipt BEFORE UPDATE ON deliveries
+                     WHEN NEW.receipt_number = '{number}'
+                     BEGIN SELECT RAISE(ABORT, 'receipt {number} refused'); END"
+                ))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+            }
+            (None, Some((url, _))) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!(
+                    "CREATE FUNCTION refuse_receipt() RETURNS trigger AS $$
+                     BEGIN
+                         IF NEW.receipt_number = '{number}' THEN
+                             RAISE EXCEPTION 'receipt {number} refused';
+                         END IF;
+                         RETURN NEW;
+                     END $$ LANGUAGE plpgsql;
+                     CREATE TRIGGER refuse_receipt BEFORE UPDATE ON deliveries
+                     FOR EACH ROW EXECUTE FUNCTION refuse_receipt();"
+                ))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+            }
+            (None, None) => unreachable!("a test store is on one backend"),
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((_, name)) = self.pg.take() else {

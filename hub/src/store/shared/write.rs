@@ -304,7 +304,43 @@ macro_rules! write_ops {
                     .collect();
                 // The backend updates the rows whose lease held, reads the others, adds the
                 // feed entries of the deliveries that ended and commits.
-                let written = self.write_completions(&rows, now).await?;
+                let written = match self.write_completions(&rows, now).await {
+                    Ok(written) => written,
+                    // The database refused something in these outcomes: nothing of the batch
+                    // was kept. Each is written again alone, so one it refuses cannot keep the
+                    // others from being recorded (and their deliveries from being sent again
+                    // once their leases expire).
+                    Err(error @ StoreError::Database(sqlx::Error::Database(_)))
+                        if rows.len() > 1 =>
+                    {
+                        tracing::warn!(%error, size = rows.len(), "outcomes refused; recording one by one");
+                        let mut results = Vec::with_capacity(rows.len());
+                        for (row, state) in rows.iter().zip(states) {
+                            let one = std::slice::from_ref(row);
+                            results.push(match self.write_completions(one, now).await {
+                                Ok(written) => Self::completed(one, vec![state], &written)?
+                                    .pop()
+                                    .unwrap_or(Ok(state)),
+                                Err(error) => {
+                                    tracing::warn!(delivery = %row.delivery_id, %error, "outcome refused");
+                                    Err(error)
+                                }
+                            });
+                        }
+                        return Ok(results);
+                    }
+                    Err(error) => return Err(error),
+                };
+                Self::completed(&rows, states, &written)
+            }
+
+            /// What [`Self::do_complete_many`] answers for `rows` once `written`: the state of
+            /// each row whose lease held, why not for the others.
+            fn completed(
+                rows: &[shared::CompletionRow<'_>],
+                states: Vec<DeliveryState>,
+                written: &shared::CompletionsWritten,
+            ) -> Result<Vec<Result<DeliveryState, StoreError>>, StoreError> {
                 let mut results = Vec::with_capacity(rows.len());
                 for (r, state) in rows.iter().zip(states) {
                     if written.updated.contains_key(r.delivery_id) {
