@@ -175,8 +175,10 @@ impl SqliteStore {
 
     async fn do_close(&self) {
         self.checkpoints.close().await;
-        self.group.close().await;
+        // The pool first: a commit still scheduled then finds no connection to take from it
+        // once the group's own is closed.
         self.writer.close().await;
+        self.group.close().await;
         self.reader.close().await;
     }
 
