@@ -12,7 +12,8 @@
 //!   ([`Store::extend_leases`]); each attempt's outcome goes to one completer task that records
 //!   outcomes in batches ([`Store::complete_many`]) and then announces the new states. A
 //!   batch whose write failed is tried again three times within about 4 s, its leases still
-//!   held, before it is given up to lease expiry.
+//!   held, before it is given up to lease expiry (an outcome the database refuses fails only
+//!   itself: the store then writes the batch's outcomes one by one).
 //! - Intake claims in its own transaction what the claim windows have room for
 //!   ([`DispatchHandle::reserve`]): those deliveries are stored `sending` under this node's lease
 //!   and handed to the loop after the commit ([`HandOff`]), one write per delivery fewer and no

@@ -221,7 +221,8 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     ) -> Result<DeliveryState, StoreError>;
 
     /// [`Store::complete`] for many deliveries in one transaction; each gets its own result
-    /// (a lost lease fails only its own item).
+    /// (a lost lease fails only its own item). If the database refuses the batch, each item is
+    /// written again on its own, so an item it refuses fails only itself.
     async fn complete_many(
         &self,
         items: &[Completion],
