@@ -695,6 +695,17 @@ async fn complete_many_records_the_others_when_the_database_refuses_one(db: &Tes
     let claimed = store.claim_due("n", at(0), 10, LEASE, &caps).await.unwrap();
     assert_eq!(claimed.len(), 3);
     db.refuse_receipt("POISON").await;
+    // Refused whole and item by item: the refusal is the batch's, and the batch fails whole
+    // (the dispatcher tries such a batch again while the leases hold).
+    let refused: Vec<_> = claimed[..2]
+        .iter()
+        .map(|c| Completion {
+            lease: c.lease.clone(),
+            outcome: receipt("POISON"),
+        })
+        .collect();
+    let whole = store.complete_many(&refused, at(1)).await;
+    assert!(matches!(whole, Err(StoreError::Database(_))), "{whole:?}");
     let items: Vec<_> = claimed
         .iter()
         .zip(["R-1", "POISON", "R-3"])

@@ -222,7 +222,8 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
 
     /// [`Store::complete`] for many deliveries in one transaction; each gets its own result
     /// (a lost lease fails only its own item). If the database refuses the batch, each item is
-    /// written again on its own, so an item it refuses fails only itself.
+    /// written again on its own, so an item it refuses fails only itself; if it refuses every
+    /// item alone too, the batch fails whole.
     async fn complete_many(
         &self,
         items: &[Completion],

@@ -309,25 +309,31 @@ macro_rules! write_ops {
                     // The database refused something in these outcomes: nothing of the batch
                     // was kept. Each is written again alone, so one it refuses cannot keep the
                     // others from being recorded (and their deliveries from being sent again
-                    // once their leases expire).
+                    // once their leases expire). If none can be written alone either, the
+                    // refusal is the batch's (a permission, a passing conflict), not one
+                    // outcome's: the batch fails whole, and the caller may try it again.
                     Err(error @ StoreError::Database(sqlx::Error::Database(_)))
                         if rows.len() > 1 =>
                     {
                         tracing::warn!(%error, size = rows.len(), "outcomes refused; recording one by one");
                         let mut results = Vec::with_capacity(rows.len());
+                        let mut any_written = false;
                         for (row, state) in rows.iter().zip(states) {
                             let one = std::slice::from_ref(row);
                             results.push(match self.write_completions(one, now).await {
-                                Ok(written) => Self::completed(one, vec![state], &written)?
-                                    .pop()
-                                    .unwrap_or(Ok(state)),
+                                Ok(written) => {
+                                    any_written = true;
+                                    Self::completed(one, vec![state], &written)?
+                                        .pop()
+                                        .unwrap_or(Ok(state))
+                                }
                                 Err(error) => {
                                     tracing::warn!(delivery = %row.delivery_id, %error, "outcome refused");
                                     Err(error)
                                 }
                             });
                         }
-                        return Ok(results);
+                        return if any_written { Ok(results) } else { Err(error) };
                     }
                     Err(error) => return Err(error),
                 };
