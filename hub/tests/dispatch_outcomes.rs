@@ -277,7 +277,9 @@ async fn intake_claims_what_has_room_and_newer_cases_never_overtake_queued_ones(
     Mock::given(method("POST"))
         .and(path("/R01/api/cases"))
         .and(body_string_contains("O-1"))
-        .respond_with(taken("R01-O1").set_delay(Duration::from_millis(50)))
+        // Long enough for the next four submissions to be answered first, on a busy machine
+        // too; well before the others (1.2 s) free their slots.
+        .respond_with(taken("R01-O1").set_delay(Duration::from_millis(400)))
         .with_priority(1)
         .mount(&lines)
         .await;
@@ -304,7 +306,7 @@ async fn intake_claims_what_has_room_and_newer_cases_never_overtake_queued_ones(
         ["sending", "sending", "sending", "sending", "queued"],
         "four slots, claimed at intake; the fifth waits"
     );
-    // O-1 answers within 50 ms: a slot is free, the window still 3/4 held.
+    // O-1 answers after 400 ms: a slot is free, the window still 3/4 held.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while hub.system("R01").await["delivered"] != 2 {
         assert!(tokio::time::Instant::now() < deadline, "O-1 not delivered");
