@@ -41,6 +41,30 @@ async fn signed_post(hub: &Hub, path: &str, key: &str, body: &Value) -> (u16, Va
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A case for the jump system J01 (matter TEST-JUMP-0003).
+fn jump_case(number: &str) -> Value {
+    let mut jump_case = case(number);
+    jump_case["matter"]["code"] = json!("TEST-JUMP-0003");
+    jump_case
+}
+
+/// Submits a jump case and waits until its delivery awaits the clerk; returns the case's id and
+/// the delivery's.
+async fn awaiting_clerk(hub: &Hub, number: &str) -> (String, String) {
+    let response = hub.submit(&jump_case(number)).await;
+    assert_eq!(response.status(), 202);
+    let case_id = response.json::<Value>().await.unwrap()["case_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = hub.until_targets(&case_id, "awaiting_clerk").await;
+    let delivery = waiting["targets"][0]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (case_id, delivery)
+}
+
 async fn jump_link(hub: &Hub, case_id: &str) -> reqwest::Response {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -57,19 +81,7 @@ async fn jump_link(hub: &Hub, case_id: &str) -> reqwest::Response {
 async fn the_clerk_jumps_the_line_system_redeems_once_and_calls_back() {
     let lines = MockServer::start().await;
     let hub = Hub::start(&lines.uri(), |_| {}).await;
-    let mut jump_case = case("J-1");
-    jump_case["matter"]["code"] = json!("TEST-JUMP-0003");
-    let response = hub.submit(&jump_case).await;
-    assert_eq!(response.status(), 202);
-    let case_id = response.json::<Value>().await.unwrap()["case_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let waiting = hub.until_targets(&case_id, "awaiting_clerk").await;
-    let delivery = waiting["targets"][0]["delivery_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (case_id, delivery) = awaiting_clerk(&hub, "J-1").await;
 
     let redirect = jump_link(&hub, &case_id).await;
     assert_eq!(redirect.status(), 303);
@@ -134,9 +146,7 @@ async fn the_clerk_jumps_the_line_system_redeems_once_and_calls_back() {
 async fn a_jump_link_needs_the_platform_key_and_a_waiting_delivery() {
     let lines = MockServer::start().await;
     let hub = Hub::start(&lines.uri(), |c| c.dispatch.enabled = false).await;
-    let mut jump_case = case("J-2");
-    jump_case["matter"]["code"] = json!("TEST-JUMP-0003");
-    let body: Value = hub.submit(&jump_case).await.json().await.unwrap();
+    let body: Value = hub.submit(&jump_case("J-2")).await.json().await.unwrap();
     let case_id = body["case_id"].as_str().unwrap();
     let anonymous = hub
         .client
@@ -162,16 +172,7 @@ async fn a_callback_with_a_nul_character_is_stored_on_postgres() {
     };
     let lines = MockServer::start().await;
     let hub = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |_| {}).await;
-    let mut jump_case = case("J-NUL");
-    jump_case["matter"]["code"] = json!("TEST-JUMP-0003");
-    let response = hub.submit(&jump_case).await;
-    assert_eq!(response.status(), 202);
-    let case_id = response.json::<Value>().await.unwrap()["case_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let waiting = hub.until_targets(&case_id, "awaiting_clerk").await;
-    let delivery = waiting["targets"][0]["delivery_id"].as_str().unwrap();
+    let (case_id, delivery) = awaiting_clerk(&hub, "J-NUL").await;
     let callback = json!({
         "system": "J01", "delivery": delivery, "line_case_no": "J01-\u{0}-7",
         "status": "10", "message": "已受理\u{0}"

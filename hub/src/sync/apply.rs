@@ -44,7 +44,7 @@ impl SyncContext {
     /// Applies one report (see the module doc).
     pub async fn apply(&self, report: &Report) -> Result<Outcome, SyncError> {
         let cleaned;
-        let report = if report.storable() {
+        let report = if report.is_storable() {
             report
         } else {
             cleaned = report.clone().made_storable();

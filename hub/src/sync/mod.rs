@@ -86,7 +86,7 @@ pub struct Report {
 
 impl Report {
     /// No text of the line system's needs cleaning before it is stored.
-    fn storable(&self) -> bool {
+    fn is_storable(&self) -> bool {
         ![&self.raw_code, &self.excerpt]
             .into_iter()
             .chain(&self.message)
