@@ -1,27 +1,33 @@
 //! Exchange folders on the local file system (`transport = "local"`).
 //!
 //! Durability: a write goes to `name.part` (created fresh), is fsynced, renamed to `name`, and the
-//! folder is fsynced so the rename survives a power cut. Blocking calls run on tokio's blocking
-//! pool.
+//! folder is fsynced so the rename survives a power cut; writes renaming in one folder at the same
+//! time share that fsync ([`FolderSyncs`]). Blocking calls run on tokio's blocking pool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::dir_sync::FolderSyncs;
 use super::folders::{Entry, FolderError, Folders};
 
-/// Folders below one local root (the system's `files_dir`).
+/// Folders below one local root (the system's `files_dir`). Clones share their folder fsyncs.
 #[derive(Debug, Clone)]
 pub struct LocalFolders {
     root: PathBuf,
+    syncs: Arc<FolderSyncs>,
 }
 
 impl LocalFolders {
     /// Folders below `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            syncs: Arc::default(),
+        }
     }
 
     /// Creates the given folders below the root.
@@ -35,20 +41,17 @@ impl LocalFolders {
     async fn blocking<T, F>(&self, f: F) -> Result<T, FolderError>
     where
         T: Send + 'static,
-        F: FnOnce(PathBuf) -> Result<T, FolderError> + Send + 'static,
+        F: FnOnce(PathBuf, &FolderSyncs) -> Result<T, FolderError> + Send + 'static,
     {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || f(root))
+        let syncs = Arc::clone(&self.syncs);
+        tokio::task::spawn_blocking(move || f(root, &syncs))
             .await
             .map_err(|e| FolderError::Transient(format!("file task failed: {e}")))?
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+fn write_atomic(syncs: &FolderSyncs, dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let part = dir.join(format!("{name}.part"));
     let target = dir.join(name);
@@ -67,7 +70,7 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
         file.sync_all()?;
         drop(file);
         fs::rename(&part, &target)?;
-        sync_dir(dir)
+        syncs.sync(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&part);
@@ -123,13 +126,13 @@ fn unique_target(dir: &Path, name: &str) -> (PathBuf, String) {
 impl Folders for LocalFolders {
     async fn write_atomic(&self, folder: &str, name: &str, data: &[u8]) -> Result<(), FolderError> {
         let (folder, name, data) = (folder.to_owned(), name.to_owned(), data.to_vec());
-        self.blocking(move |root| Ok(write_atomic(&root.join(folder), &name, &data)?))
+        self.blocking(move |root, syncs| Ok(write_atomic(syncs, &root.join(folder), &name, &data)?))
             .await
     }
 
     async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
         let folder = folder.to_owned();
-        self.blocking(move |root| list_dir(&root.join(folder), |_| true))
+        self.blocking(move |root, _| list_dir(&root.join(folder), |_| true))
             .await
     }
 
@@ -140,7 +143,7 @@ impl Folders for LocalFolders {
         end: &str,
     ) -> Result<Vec<Entry>, FolderError> {
         let (folder, part, end) = (folder.to_owned(), part.to_owned(), end.to_owned());
-        self.blocking(move |root| {
+        self.blocking(move |root, _| {
             list_dir(&root.join(folder), |name| {
                 name.contains(part.as_str()) && name.ends_with(end.as_str())
             })
@@ -151,7 +154,7 @@ impl Folders for LocalFolders {
     async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError> {
         let path_folder = folder.to_owned();
         let name = name.to_owned();
-        self.blocking(move |root| {
+        self.blocking(move |root, _| {
             let file = File::open(root.join(path_folder).join(&name))?;
             let mut data = Vec::new();
             file.take(limit.saturating_add(1)).read_to_end(&mut data)?;
@@ -167,13 +170,13 @@ impl Folders for LocalFolders {
 
     async fn move_to(&self, from: &str, name: &str, to: &str) -> Result<String, FolderError> {
         let (from, name, to) = (from.to_owned(), name.to_owned(), to.to_owned());
-        self.blocking(move |root| {
+        self.blocking(move |root, syncs| {
             let to_dir = root.join(to);
             fs::create_dir_all(&to_dir)?;
             let (target, new_name) = unique_target(&to_dir, &name);
             fs::rename(root.join(&from).join(&name), target)?;
-            sync_dir(&to_dir)?;
-            sync_dir(&root.join(from))?;
+            syncs.sync(&to_dir)?;
+            syncs.sync(&root.join(from))?;
             Ok(new_name)
         })
         .await

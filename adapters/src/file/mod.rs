@@ -18,6 +18,7 @@
 
 mod charset;
 mod config;
+mod dir_sync;
 mod folders;
 mod local;
 mod naming;
