@@ -20,6 +20,7 @@ store_suite!(
     expired_lease_is_reclaimed_and_the_old_holder_loses,
     expired_but_unclaimed_lease_still_completes,
     caps_limit_claims_per_system,
+    listed_systems_never_claim_past_the_limit_and_oldest_come_first,
     concurrent_claimers_never_share_a_delivery,
     dead_letters_are_listed_and_replayed,
     complete_many_fails_only_lost_items,
@@ -486,6 +487,36 @@ async fn caps_limit_claims_per_system(db: &TestDb) {
         counters.iter().all(|c| (c.sending, c.backlog) == (4, 0)),
         "{counters:?}"
     );
+}
+
+/// Caps of listed systems that add up past the limit still claim only the limit, and each
+/// system gives its oldest due deliveries first.
+async fn listed_systems_never_claim_past_the_limit_and_oldest_come_first(db: &TestDb) {
+    let store = &db.store;
+    let mut numbers = Vec::new();
+    for i in 0..4 {
+        // Inserted one after the other: each is due after the one before.
+        let number = format!("K-6-{i}");
+        store
+            .insert_case(case(&number, &["L01", "L02"]))
+            .await
+            .unwrap();
+        numbers.push(number);
+    }
+    let caps = ClaimCaps::only([("L01".to_owned(), 3), ("L02".to_owned(), 3)]);
+    let claimed = store.claim_due("n", at(0), 4, LEASE, &caps).await.unwrap();
+    assert_eq!(claimed.len(), 4, "{claimed:?}");
+    let mut first_l01: Vec<String> = Vec::new();
+    for c in claimed.iter().filter(|c| c.system_id == "L01") {
+        let record = store.get_case(&c.case_id).await.unwrap().unwrap();
+        first_l01.push(record.summary.case_number);
+    }
+    assert_eq!(first_l01, numbers[..first_l01.len()], "oldest first");
+    let rest = store
+        .claim_due("n", at(0), 100, LEASE, &caps)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len() + rest.len(), 8);
 }
 
 async fn concurrent_claimers_never_share_a_delivery(db: &TestDb) {

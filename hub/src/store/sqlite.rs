@@ -11,8 +11,8 @@
 //! group-committed ([`super::sqlite_group`]): each runs in a savepoint of a shared `BEGIN
 //! IMMEDIATE` transaction, and the writes queued meanwhile (intake batches, claims,
 //! completions, status writes) share one commit and one fsync. A write returns only after its
-//! group committed, and a write that fails is undone alone. The hot writes, intake and
-//! completions, run on the writer's handle directly ([`super::sqlite_direct`]). Reads use a separate pool and see
+//! group committed, and a write that fails is undone alone. The hot writes, intake, claims
+//! and completions, run on the writer's handle directly ([`super::sqlite_direct`]). Reads use a separate pool and see
 //! the last committed state (WAL readers do not block the writer).
 //!
 //! Checkpoints: copying the log back into the database file (and syncing that file) is work the
@@ -63,8 +63,6 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
-    /// Systems per claim statement (SQLite allows 500 terms in one compound SELECT).
-    const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = "";
     const FEED_LOCK: Option<&'static str> = None;
     /// A deferred read transaction: its snapshot is taken at the first read and kept to the end.
@@ -128,6 +126,23 @@ impl SqliteStore {
     ) -> Result<shared::IntakeWritten, StoreError> {
         self.group
             .write(|conn| super::sqlite_direct::write_intake(conn, cases, rows))
+            .await
+    }
+
+    /// Claims due deliveries and commits, on the writer's handle directly
+    /// ([`super::sqlite_direct::write_claim`]).
+    async fn write_claim(
+        &self,
+        node_id: &str,
+        now: i64,
+        expires: i64,
+        limit: usize,
+        caps: &ClaimCaps,
+    ) -> Result<shared::ClaimWritten, StoreError> {
+        self.group
+            .write(|conn| {
+                super::sqlite_direct::write_claim(conn, node_id, now, expires, limit, caps)
+            })
             .await
     }
 

@@ -1,5 +1,5 @@
-//! The SQLite store's hot writes, intake batches and completions, as plain calls on the writer's
-//! handle ([`super::sqlite_group::GroupWriter::write`]).
+//! The SQLite store's hot writes, intake batches, claims and completions, as plain calls on the
+//! writer's handle ([`super::sqlite_group::GroupWriter::write`]).
 //!
 //! Through sqlx, every statement is a hand-off to the connection's thread and back, and a
 //! multi-row statement is parsed again for each batch. Here each table has one statement,
@@ -192,6 +192,171 @@ pub(crate) fn write_completions(
         shared::completion_feed(rows, &written.updated, now).entries(),
     )?;
     Ok(written)
+}
+
+/// Takes up to `limit` due deliveries under `node_id`'s lease until `expires`, oldest first, and
+/// reads their payloads and their cases' materials. Each listed system gives at most its cap,
+/// from one probe of the `(system_id, due_at)` index; the unlisted ones at most `caps.others`
+/// each, from the `(due_at)` index. The group's transaction excludes every other writer, so
+/// nothing needs locking. A delivery still `sending` here had a lease that ran out (its node
+/// died mid-attempt): its open attempt is closed as `lease_expired`.
+pub(crate) fn write_claim(
+    conn: &Connection,
+    node_id: &str,
+    now: i64,
+    expires: i64,
+    limit: usize,
+    caps: &super::ClaimCaps,
+) -> Result<shared::ClaimWritten, StoreError> {
+    let mut picked: Vec<String> = Vec::new();
+    let mut probe = conn.prepare_cached(
+        "SELECT id FROM deliveries
+         WHERE system_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2
+         ORDER BY due_at LIMIT ?3",
+    )?;
+    for (system, cap) in &caps.per_system {
+        let room = limit.saturating_sub(picked.len()).min(*cap);
+        if room == 0 {
+            continue;
+        }
+        let due = probe.query_map(params![system, now, as_limit(room)], |row| row.get(0))?;
+        for id in due {
+            picked.push(id?);
+        }
+    }
+    let room = limit.saturating_sub(picked.len());
+    if let Some(cap) = caps.others.filter(|cap| *cap > 0 && room > 0) {
+        picked.extend(others_due(conn, now, room, cap, caps)?);
+    }
+    let mut written = shared::ClaimWritten::default();
+    if picked.is_empty() {
+        return Ok(written);
+    }
+    let mut expire = conn.prepare_cached(
+        "UPDATE attempts SET finished_at = ?2, outcome = 'lease_expired'
+         WHERE delivery_id = ?1 AND finished_at IS NULL",
+    )?;
+    let mut take = conn.prepare_cached(
+        "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
+             THEN 'lease_expired' ELSE last_outcome END,
+             state = 'sending', attempts = attempts + 1, lease_owner = ?2,
+             lease_expires_at = ?3, due_at = ?3, next_attempt_at = NULL, updated_at = ?4
+         WHERE id = ?1
+         RETURNING case_id, system_id, idempotency_key, attempts, last_outcome",
+    )?;
+    let mut attempt = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut payload = conn.prepare_cached(
+        "SELECT mapping_version, content_type, extension, body, fields_json
+         FROM payloads WHERE delivery_id = ?1",
+    )?;
+    let mut cases = HashSet::new();
+    for id in picked {
+        expire.execute(params![id, now])?;
+        let (case_id, system_id, key, attempts, previous): (String, String, String, i64, _) = take
+            .query_row(params![id, node_id, expires, now], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })?;
+        attempt.execute(params![id, attempts, node_id, now])?;
+        // A delivery without its payload is reported by the caller, as corrupt.
+        if let Some(found) = payload
+            .query_row(params![id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()?
+        {
+            let (mapping_version, content_type, extension, body, fields) = found;
+            written.payloads.push((
+                id.clone(),
+                mapping_version,
+                content_type,
+                extension,
+                body,
+                fields,
+            ));
+        }
+        cases.insert(case_id.clone());
+        written
+            .rows
+            .push((id, case_id, system_id, key, attempts, previous));
+    }
+    let mut materials = conn.prepare_cached(
+        "SELECT name, sha256, size, media_type, path FROM materials
+         WHERE case_id = ?1 ORDER BY position",
+    )?;
+    for case_id in cases {
+        let rows = materials.query_map(params![case_id], |row| {
+            Ok((
+                case_id.clone(),
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?;
+        for row in rows {
+            written.materials.push(row?);
+        }
+    }
+    Ok(written)
+}
+
+/// Due deliveries of the systems `caps` does not list, oldest first: at most `room` in all and
+/// `cap` of each system.
+fn others_due(
+    conn: &Connection,
+    now: i64,
+    room: usize,
+    cap: usize,
+    caps: &super::ClaimCaps,
+) -> Result<Vec<String>, StoreError> {
+    let listed = caps.per_system.len();
+    let mut sql = String::from(
+        "SELECT id, system_id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ?1",
+    );
+    if listed > 0 {
+        let places: Vec<String> = (0..listed).map(|i| format!("?{}", i + 3)).collect();
+        sql.push_str(&format!(" AND system_id NOT IN ({})", places.join(", ")));
+    }
+    sql.push_str(" ORDER BY due_at LIMIT ?2");
+    let room = as_limit(room);
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &room];
+    values.extend(caps.per_system.keys().map(|s| s as &dyn rusqlite::ToSql));
+    let mut query = conn.prepare_cached(&sql)?;
+    let rows = query.query_map(values.as_slice(), |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut picked = Vec::new();
+    for row in rows {
+        let (id, system) = row?;
+        let count = taken.entry(system).or_default();
+        if *count < cap {
+            *count += 1;
+            picked.push(id);
+        }
+    }
+    Ok(picked)
+}
+
+/// A row count as SQLite's `LIMIT` takes it.
+fn as_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Appends change-feed entries. The single writer orders commits, so no lock is needed.

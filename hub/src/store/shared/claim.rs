@@ -1,90 +1,13 @@
 //! Claiming due deliveries under a lease, and extending a lease.
 //!
-//! Candidates come from the `due_at` indexes (`(system_id, due_at)` for listed systems, `(due_at)`
-//! for the rest), oldest first, locked with `LOCK_ROWS` (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
-//! so concurrent claimers on several nodes never take the same row; nothing on SQLite, where the
-//! write transaction already excludes every other writer).
+//! The backend's `write_claim` takes the deliveries (see `PostgresStore::write_claim` and
+//! `sqlite_direct::write_claim`); what it read is turned into [`ClaimedDelivery`] values here,
+//! after its commit.
 
 /// Generates `do_claim_due` and `do_extend_lease` for a backend.
 macro_rules! claim_ops {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Due candidates `(id, system_id)`, at most `limit` and each system's cap.
-            async fn due_candidates(
-                tx: &mut WriteTx,
-                now: i64,
-                limit: usize,
-                caps: &ClaimCaps,
-            ) -> Result<Vec<(String, String)>, StoreError> {
-                // One statement per chunk of listed systems: a UNION ALL of one index probe per
-                // system (each its own ORDER BY … LIMIT, and on PostgreSQL its own row locks),
-                // instead of one round trip per system.
-                let mut picked: Vec<(String, String)> = Vec::new();
-                let listed: Vec<(&String, usize)> =
-                    caps.per_system.iter().map(|(s, c)| (s, *c)).filter(|(_, c)| *c > 0).collect();
-                for chunk in listed.chunks(Self::CLAIM_CHUNK) {
-                    let room = limit.saturating_sub(picked.len());
-                    if room == 0 {
-                        break;
-                    }
-                    let mut query = sqlx::QueryBuilder::<$db>::new("");
-                    for (i, (system, cap)) in chunk.iter().enumerate() {
-                        if i > 0 {
-                            query.push(" UNION ALL ");
-                        }
-                        query.push("SELECT id, system_id FROM (SELECT id, system_id FROM deliveries WHERE system_id = ");
-                        query.push_bind(system.as_str());
-                        query.push(" AND due_at IS NOT NULL AND due_at <= ");
-                        query.push_bind(now);
-                        query.push(" ORDER BY due_at LIMIT ");
-                        query.push_bind(i64::try_from((*cap).min(room)).unwrap_or(i64::MAX));
-                        query.push(Self::LOCK_ROWS);
-                        query.push(format!(") AS c{i}"));
-                    }
-                    // Kept prepared: the text depends only on how many systems have room, so
-                    // it repeats from round to round, and parsing a compound of one probe per
-                    // system costs more than running it.
-                    let rows: Vec<(String, String)> =
-                        query.build_query_as().fetch_all(&mut **tx).await?;
-                    // Over `limit` only when several systems filled up at once; the surplus
-                    // (locked but not updated on PostgreSQL) is released at commit.
-                    picked.extend(rows.into_iter().take(room));
-                }
-                let Some(other_cap) = caps.others.filter(|cap| *cap > 0) else {
-                    return Ok(picked);
-                };
-                let room = limit.saturating_sub(picked.len());
-                if room == 0 {
-                    return Ok(picked);
-                }
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, system_id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ",
-                );
-                query.push_bind(now);
-                if !caps.per_system.is_empty() {
-                    query.push(" AND system_id NOT IN (");
-                    let mut list = query.separated(", ");
-                    for system in caps.per_system.keys() {
-                        list.push_bind(system.as_str());
-                    }
-                    query.push(")");
-                }
-                query.push(" ORDER BY due_at LIMIT ");
-                query.push_bind(i64::try_from(room).unwrap_or(i64::MAX));
-                query.push(Self::LOCK_ROWS);
-                let rows: Vec<(String, String)> =
-                    query.build_query_as().fetch_all(&mut **tx).await?;
-                let mut taken: std::collections::BTreeMap<String, usize> = Default::default();
-                for (id, system) in rows {
-                    let count = taken.entry(system.clone()).or_default();
-                    if *count < other_cap {
-                        *count += 1;
-                        picked.push((id, system));
-                    }
-                }
-                Ok(picked)
-            }
-
             async fn do_claim_due(
                 &self,
                 node_id: &str,
@@ -98,65 +21,10 @@ macro_rules! claim_ops {
                 }
                 let expires = shared::plus(now, lease);
                 let now = shared::micros(now);
-                let mut tx = self.begin_write().await?;
-                let picked = Self::due_candidates(&mut tx, now, limit, caps).await?;
-                if picked.is_empty() {
-                    tx.commit().await?;
-                    return Ok(Vec::new());
-                }
-                // A delivery still `sending` here has an expired lease: its node died mid-attempt.
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE attempts SET finished_at = ",
-                );
-                query.push_bind(now);
-                query.push(", outcome = 'lease_expired' WHERE finished_at IS NULL AND delivery_id IN (");
-                let mut list = query.separated(", ");
-                for (id, _) in &picked {
-                    list.push_bind(id.as_str());
-                }
-                query.push(")");
-                query.build().execute(&mut *tx).await?;
-
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
-                         THEN 'lease_expired' ELSE last_outcome END,
-                         state = 'sending', attempts = attempts + 1, lease_owner = ",
-                );
-                query.push_bind(node_id);
-                query.push(", lease_expires_at = ");
-                query.push_bind(expires);
-                query.push(", due_at = ");
-                query.push_bind(expires);
-                query.push(", next_attempt_at = NULL, updated_at = ");
-                query.push_bind(now);
-                query.push(" WHERE id IN (");
-                let mut list = query.separated(", ");
-                for (id, _) in &picked {
-                    list.push_bind(id.as_str());
-                }
-                query.push(
-                    ") RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome",
-                );
-                let rows: Vec<(String, String, String, String, i64, Option<String>)> =
-                    query.build_query_as().fetch_all(&mut *tx).await?;
-
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
-                );
-                insert.push_values(&rows, |mut row, r| {
-                    row.push_bind(r.0.as_str())
-                        .push_bind(r.4)
-                        .push_bind(node_id)
-                        .push_bind(now);
-                });
-                insert.build().execute(&mut *tx).await?;
-
-                let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-                let case_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-                let mut payloads = Self::payloads_of(&mut tx, &ids).await?;
-                let mut materials = Self::materials_of(&mut tx, &case_ids).await?;
-                tx.commit().await?;
-
+                let written = self.write_claim(node_id, now, expires, limit, caps).await?;
+                let mut payloads = shared::payloads_from(written.payloads)?;
+                let mut materials = shared::materials_from(written.materials)?;
+                let rows = written.rows;
                 let lease_expires_at = shared::timestamp(expires, "deliveries")?;
                 let mut claimed = Vec::with_capacity(rows.len());
                 for (id, case_id, system_id, key, attempts, previous) in rows {

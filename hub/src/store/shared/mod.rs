@@ -4,7 +4,7 @@
 //! they differ only in how a write transaction starts (`BEGIN IMMEDIATE` vs `BEGIN`), in row
 //! locking when claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL), in the change-feed lock and
 //! in telling other nodes of a breaker opening (`NOTIFY` on PostgreSQL), and in the two hot
-//! writes, intake and completions: on SQLite they run on the writer's handle directly, one
+//! writes, intake, claims and completions: on SQLite they run on the writer's handle directly, one
 //! prepared statement per table run once per row, with no hand-off to sqlx's connection
 //! thread (`sqlite_direct`); on PostgreSQL, where every statement is a round trip, as one
 //! prepared statement per write, with one array per column (`UNNEST`) and data-modifying
@@ -12,6 +12,7 @@
 //! The [`impl_store`] macro writes the [`super::Store`] implementation for a backend type that
 //! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
 //! `write_intake()` (an intake batch, committed), `write_completions()` (outcomes, committed),
+//! `write_claim()` (due deliveries taken under a lease, committed),
 //! `write_feed()` (change feed), `lock_deliveries()` (row locks in id order before a write that
 //! changes many deliveries), `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
@@ -52,6 +53,73 @@ impl IntakeRows<'_> {
         self.payloads.retain(|p| kept.contains(p.delivery_id));
         self.attempts.retain(|a| kept.contains(a.delivery_id));
     }
+}
+
+/// A payload as stored: `(delivery_id, mapping_version, content_type, extension, body,
+/// fields_json)`.
+pub(crate) type PayloadRead = (String, String, String, String, Vec<u8>, String);
+
+/// A material as stored: `(case_id, name, sha256, size, media_type, path)`.
+pub(crate) type MaterialRead = (String, String, String, i64, String, String);
+
+/// What the backend's `write_claim` took and read, as stored; turned into
+/// [`super::ClaimedDelivery`] values after the write, outside the writer's lock.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimWritten {
+    /// The deliveries now `sending` under the claimer's lease: `(id, case_id, system_id,
+    /// idempotency_key, attempts, last_outcome)`, `last_outcome` being `lease_expired` for one
+    /// whose earlier lease had run out.
+    pub rows: Vec<(String, String, String, String, i64, Option<String>)>,
+    /// Their payloads.
+    pub payloads: Vec<PayloadRead>,
+    /// Their cases' materials, by case in position order.
+    pub materials: Vec<MaterialRead>,
+}
+
+/// Stored payloads by delivery id.
+pub(crate) fn payloads_from(
+    rows: Vec<PayloadRead>,
+) -> Result<std::collections::HashMap<String, super::StoredPayload>, StoreError> {
+    let mut payloads = std::collections::HashMap::with_capacity(rows.len());
+    for (id, mapping_version, content_type, extension, body, fields) in rows {
+        let fields = fields_from_json(&fields)?;
+        payloads.insert(
+            id,
+            super::StoredPayload {
+                mapping_version,
+                content_type,
+                extension,
+                body,
+                fields,
+            },
+        );
+    }
+    Ok(payloads)
+}
+
+/// Stored materials by case id, in the order read.
+pub(crate) fn materials_from(
+    rows: Vec<MaterialRead>,
+) -> Result<std::collections::HashMap<String, Vec<super::NewMaterial>>, StoreError> {
+    let mut materials: std::collections::HashMap<String, Vec<super::NewMaterial>> =
+        Default::default();
+    for (case_id, name, sha256, size, media_type, path) in rows {
+        let size = u64::try_from(size).map_err(|_| StoreError::Corrupt {
+            table: "materials",
+            detail: format!("negative size {size}"),
+        })?;
+        materials
+            .entry(case_id)
+            .or_default()
+            .push(super::NewMaterial {
+                name,
+                sha256,
+                size,
+                media_type,
+                path,
+            });
+    }
+    Ok(materials)
 }
 
 /// One outcome as a completion writes it: the delivery row's new values, guarded by the lease

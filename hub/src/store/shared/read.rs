@@ -65,6 +65,14 @@ macro_rules! read_ops {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 ids: &[&str],
             ) -> Result<std::collections::HashMap<String, StoredPayload>, StoreError> {
+                shared::payloads_from(Self::payload_rows(conn, ids).await?)
+            }
+
+            /// Payloads of the given deliveries, as stored.
+            async fn payload_rows(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                ids: &[&str],
+            ) -> Result<Vec<shared::PayloadRead>, StoreError> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "SELECT delivery_id, mapping_version, content_type, extension, body, fields_json
                      FROM payloads WHERE delivery_id IN (",
@@ -74,17 +82,7 @@ macro_rules! read_ops {
                     list.push_bind(*id);
                 }
                 query.push(")");
-                let rows: Vec<(String, String, String, String, Vec<u8>, String)> =
-                    query.build_query_as().fetch_all(&mut *conn).await?;
-                let mut payloads = std::collections::HashMap::with_capacity(rows.len());
-                for (id, mapping_version, content_type, extension, body, fields) in rows {
-                    let fields = shared::fields_from_json(&fields)?;
-                    payloads.insert(
-                        id,
-                        StoredPayload { mapping_version, content_type, extension, body, fields },
-                    );
-                }
-                Ok(payloads)
+                Ok(query.build_query_as().fetch_all(&mut *conn).await?)
             }
 
             /// Materials of the given cases, by case id, in their original order.
@@ -92,6 +90,14 @@ macro_rules! read_ops {
                 conn: &mut <$db as sqlx::Database>::Connection,
                 case_ids: &[&str],
             ) -> Result<std::collections::HashMap<String, Vec<NewMaterial>>, StoreError> {
+                shared::materials_from(Self::material_rows(conn, case_ids).await?)
+            }
+
+            /// Materials of the given cases, as stored, by case in position order.
+            async fn material_rows(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                case_ids: &[&str],
+            ) -> Result<Vec<shared::MaterialRead>, StoreError> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "SELECT case_id, name, sha256, size, media_type, path FROM materials
                      WHERE case_id IN (",
@@ -101,24 +107,7 @@ macro_rules! read_ops {
                     list.push_bind(*id);
                 }
                 query.push(") ORDER BY case_id, position");
-                let rows: Vec<(String, String, String, i64, String, String)> =
-                    query.build_query_as().fetch_all(&mut *conn).await?;
-                let mut materials: std::collections::HashMap<String, Vec<NewMaterial>> =
-                    Default::default();
-                for (case_id, name, sha256, size, media_type, path) in rows {
-                    let size = u64::try_from(size).map_err(|_| StoreError::Corrupt {
-                        table: "materials",
-                        detail: format!("negative size {size}"),
-                    })?;
-                    materials.entry(case_id).or_default().push(NewMaterial {
-                        name,
-                        sha256,
-                        size,
-                        media_type,
-                        path,
-                    });
-                }
-                Ok(materials)
+                Ok(query.build_query_as().fetch_all(&mut *conn).await?)
             }
 
             async fn do_get_case(&self, case_id: &str) -> Result<Option<CaseRecord>, StoreError> {
