@@ -424,6 +424,7 @@ impl Dispatcher {
         if caps.is_empty() {
             return Vec::new();
         }
+        share_fairly(&mut caps, self.config.claim_batch);
         let caps = ClaimCaps::only(caps);
         let mut answered = true;
         let claimed = match self
@@ -473,6 +474,25 @@ impl Dispatcher {
                 }
             })
             .collect()
+    }
+}
+
+/// Cuts the systems' caps so that they add up to at most `total` (a claim round's batch), max-min
+/// fair: every system gets the same share, or its whole cap when that is less, and what the
+/// smaller ones leave goes to the others. Without it, a round whose systems have more room than
+/// the batch fills up with the systems that come first, and one that comes last gets nothing,
+/// round after round, however much of it waits.
+fn share_fairly(caps: &mut [(String, usize)], total: usize) {
+    if caps.iter().map(|(_, cap)| *cap).sum::<usize>() <= total {
+        return;
+    }
+    let mut smallest_first: Vec<usize> = (0..caps.len()).collect();
+    smallest_first.sort_by_key(|&i| caps[i].1);
+    let mut left = total;
+    for (served, i) in smallest_first.into_iter().enumerate() {
+        let share = left / (caps.len() - served);
+        caps[i].1 = caps[i].1.min(share);
+        left -= caps[i].1;
     }
 }
 
@@ -804,5 +824,47 @@ async fn complete_loop(
                 "recording outcomes failed; their leases will expire and be reclaimed"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_fairly;
+
+    fn shared(caps: &[(&str, usize)], total: usize) -> Vec<usize> {
+        let mut caps: Vec<(String, usize)> =
+            caps.iter().map(|(s, c)| ((*s).to_owned(), *c)).collect();
+        share_fairly(&mut caps, total);
+        caps.into_iter().map(|(_, cap)| cap).collect()
+    }
+
+    #[test]
+    fn caps_within_the_batch_are_kept() {
+        assert_eq!(shared(&[("L02", 64), ("L20", 64)], 256), [64, 64]);
+        assert_eq!(shared(&[("L02", 200), ("L20", 56)], 256), [200, 56]);
+    }
+
+    #[test]
+    fn the_last_system_gets_its_share_when_the_batch_is_short() {
+        let caps = [
+            ("L02", 64),
+            ("L03", 64),
+            ("L05", 64),
+            ("L19", 64),
+            ("L20", 64),
+        ];
+        let shares = shared(&caps, 256);
+        assert_eq!(shares.iter().sum::<usize>(), 256);
+        assert!(shares.iter().all(|s| *s >= 51), "{shares:?}");
+    }
+
+    #[test]
+    fn what_small_caps_leave_goes_to_the_others() {
+        // A breaker's probe (1) and a nearly full window (10) keep theirs; the rest is split.
+        assert_eq!(
+            shared(&[("L01", 200), ("L02", 1), ("L03", 10), ("L04", 200)], 100),
+            [44, 1, 10, 45]
+        );
+        assert_eq!(shared(&[("L01", 5), ("L02", 5), ("L03", 5)], 2), [0, 1, 1]);
     }
 }
