@@ -38,7 +38,7 @@
 //! - The connection is taken out of the writer pool at the first write and kept (the pool may
 //!   open another for tools and benchmarks; they wait for SQLite's write lock like any other
 //!   connection).
-//! - The hot writes (intake, completions) use [`GroupWriter::write`] instead of
+//! - The hot writes (intake, claims, completions) use [`GroupWriter::write`] instead of
 //!   [`GroupWriter::begin`]: the same group and savepoint, but their statements too are plain
 //!   calls on the connection's handle.
 
