@@ -249,45 +249,21 @@ pub(crate) fn write_claim(
          VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut payload = conn.prepare_cached(
-        "SELECT mapping_version, content_type, extension, body, fields_json
+        "SELECT delivery_id, mapping_version, content_type, extension, body, fields_json
          FROM payloads WHERE delivery_id = ?1",
     )?;
     let mut cases = HashSet::new();
     for id in picked {
         expire.execute(params![id, now])?;
-        let (case_id, system_id, key, attempts, previous): (String, String, String, i64, _) = take
-            .query_row(params![id, node_id, expires, now], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })?;
+        let (case_id, system_id, key, attempts, previous): (String, String, String, i64, _) =
+            take.query_row(params![id, node_id, expires, now], |row| row.try_into())?;
         attempt.execute(params![id, attempts, node_id, now])?;
         // A delivery without its payload is reported by the caller, as corrupt.
         if let Some(found) = payload
-            .query_row(params![id], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
+            .query_row(params![id], |row| row.try_into())
             .optional()?
         {
-            let (mapping_version, content_type, extension, body, fields) = found;
-            written.payloads.push((
-                id.clone(),
-                mapping_version,
-                content_type,
-                extension,
-                body,
-                fields,
-            ));
+            written.payloads.push(found);
         }
         cases.insert(case_id.clone());
         written
@@ -295,21 +271,11 @@ pub(crate) fn write_claim(
             .push((id, case_id, system_id, key, attempts, previous));
     }
     let mut materials = conn.prepare_cached(
-        "SELECT name, sha256, size, media_type, path FROM materials
+        "SELECT case_id, name, sha256, size, media_type, path FROM materials
          WHERE case_id = ?1 ORDER BY position",
     )?;
     for case_id in cases {
-        let rows = materials.query_map(params![case_id], |row| {
-            Ok((
-                case_id.clone(),
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?;
-        for row in rows {
+        for row in materials.query_map(params![case_id], |row| row.try_into())? {
             written.materials.push(row?);
         }
     }
