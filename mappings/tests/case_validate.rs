@@ -328,6 +328,31 @@ fn form_keys_must_not_be_empty() {
     assert_one(&case, "form", "keys must not be empty");
 }
 
+/// Form texts may span lines, but a NUL or another control character is named by its path,
+/// however deep it sits.
+#[test]
+fn form_texts_must_not_hold_control_characters() {
+    let mut case = natural();
+    case.form.insert(
+        "scope".into(),
+        serde_json::json!("第一行\n第二行\t（附注）\r\n"),
+    );
+    assert_eq!(problems(&case), Vec::<String>::new());
+    case.form
+        .insert("remark".into(), serde_json::json!("abc\u{0}def"));
+    assert_one(&case, "form.remark", "control characters");
+    let mut case = natural();
+    case.form.insert(
+        "shareholders".into(),
+        serde_json::json!([{ "name": "张三" }, { "name": "李\u{1b}四" }]),
+    );
+    assert_one(&case, "form.shareholders[1].name", "control characters");
+    let mut case = natural();
+    case.form
+        .insert("ok".into(), serde_json::json!({ "bad\u{7}key": 1 }));
+    assert_one(&case, "form.ok.bad\u{7}key", "name must not contain");
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let mut case = legal();

@@ -41,6 +41,36 @@ impl Checker {
         self.problems.push(Problem::new(path, message));
     }
 
+    /// A form entry named `key` at `path`, and everything inside it: its names and texts may
+    /// hold tabs and line breaks (multi-line fields), but no other control character. NUL and
+    /// the rest cannot be stored as text everywhere, and break line systems that read C strings.
+    fn form_value(&mut self, path: &str, key: &str, value: &serde_json::Value) {
+        let bad = |text: &str| {
+            text.chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        };
+        if bad(key) {
+            self.add(path, "name must not contain control characters");
+        }
+        match value {
+            serde_json::Value::String(text) if bad(text) => self.add(
+                path,
+                "must not contain control characters other than tabs and line breaks",
+            ),
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    self.form_value(&format!("{path}[{index}]"), key, item);
+                }
+            }
+            serde_json::Value::Object(entries) => {
+                for (name, item) in entries {
+                    self.form_value(&join(path, name), name, item);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Required text: not blank, within `max` characters, no control characters.
     fn required(&mut self, path: &str, value: &str, max: usize) -> bool {
         if value.trim().is_empty() {
@@ -230,6 +260,9 @@ impl Case {
 
         if self.form.keys().any(|key| key.trim().is_empty()) {
             check.add("form", "keys must not be empty");
+        }
+        for (key, value) in &self.form {
+            check.form_value(&join("form", key), key, value);
         }
         if self.materials.len() > MAX_MATERIALS {
             let count = self.materials.len();
