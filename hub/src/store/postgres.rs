@@ -19,6 +19,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use super::shared;
 use super::*;
 
+/// The transaction-scoped advisory lock every change-feed write takes (see the module doc): one
+/// key, spelled once.
+macro_rules! feed_lock {
+    () => {
+        "pg_advisory_xact_lock(7130001)"
+    };
+}
+
 /// The PostgreSQL migrations, applied at connect.
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -34,7 +42,7 @@ impl PostgresStore {
     /// Systems per claim statement (one index probe each, in one `UNION ALL`).
     const CLAIM_CHUNK: usize = 200;
     const LOCK_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
-    const FEED_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(7130001)");
+    const FEED_LOCK: Option<&'static str> = Some(concat!("SELECT ", feed_lock!()));
     /// One snapshot for every statement of a read.
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
     /// Tells the listening nodes that a breaker opened (payload: the system id).
@@ -190,12 +198,13 @@ impl PostgresStore {
         conn: &mut sqlx::PgConnection,
         entries: &[shared::PendingChange],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(7130001))
-             INSERT INTO changes (case_id, kind, system_id, state, at)
-             SELECT r.* FROM l CROSS JOIN UNNEST($1::text[], $2::text[], $3::text[],
-                 $4::text[], $5::bigint[]) AS r",
-        )
+        sqlx::query(concat!(
+            "WITH l AS MATERIALIZED (SELECT ",
+            feed_lock!(),
+            ") INSERT INTO changes (case_id, kind, system_id, state, at)
+                 SELECT r.* FROM l CROSS JOIN UNNEST($1::text[], $2::text[], $3::text[],
+                     $4::text[], $5::bigint[]) AS r"
+        ))
         .bind(
             entries
                 .iter()
