@@ -117,6 +117,19 @@ async fn reports_every_problem_with_its_json_path() {
     wrong_type["time_limit_days"] = json!("five");
     let body: Value = hub.submit(&wrong_type).await.json().await.unwrap();
     assert_eq!(body["problems"][0]["path"], "time_limit_days", "{body:#}");
+
+    // A NUL deep in the form is refused before anything is stored, with its path.
+    let mut nul = case("A-3");
+    nul["form"]["items"] = json!([{ "note": "ok" }, { "note": "a\u{0}b" }]);
+    let response = hub.submit(&nul).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["problems"][0]["path"], "form.items[1].note",
+        "{body:#}"
+    );
+    // None of the refused ones was stored: the number is still new.
+    assert_eq!(hub.submit(&case("A-3")).await.status(), 202);
     hub.stop().await;
 }
 
