@@ -49,7 +49,8 @@ pub struct Case {
     /// When the platform received the case, with its UTC offset (RFC 3339).
     #[schemars(with = "String", extend("format" = "date-time"))]
     pub received_at: Timestamp,
-    /// Form data filled once (表单云) and reused by every line system that needs it.
+    /// Form data filled once (表单云) and reused by every line system that needs it. Its names
+    /// and texts may hold tabs and line breaks, but no other control character.
     #[serde(default)]
     pub form: serde_json::Map<String, serde_json::Value>,
     /// Materials handed in (申请材料).
