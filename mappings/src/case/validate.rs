@@ -41,30 +41,31 @@ impl Checker {
         self.problems.push(Problem::new(path, message));
     }
 
-    /// A form entry named `key` at `path`, and everything inside it: its names and texts may
-    /// hold tabs and line breaks (multi-line fields), but no other control character. NUL and
-    /// the rest cannot be stored as text everywhere, and break line systems that read C strings.
-    fn form_value(&mut self, path: &str, key: &str, value: &serde_json::Value) {
-        let bad = |text: &str| {
-            text.chars()
-                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-        };
-        if bad(key) {
+    /// A form entry `name` at `path`, and everything inside it: names and texts may hold tabs
+    /// and line breaks (multi-line fields), but no other control character. NUL and the rest
+    /// cannot be stored as text everywhere, and break line systems that read C strings.
+    fn form_entry(&mut self, path: &str, name: &str, value: &serde_json::Value) {
+        if has_control(name) {
             self.add(path, "name must not contain control characters");
         }
+        self.form_value(path, value);
+    }
+
+    /// A form value at `path` (see [`Self::form_entry`]).
+    fn form_value(&mut self, path: &str, value: &serde_json::Value) {
         match value {
-            serde_json::Value::String(text) if bad(text) => self.add(
+            serde_json::Value::String(text) if has_control(text) => self.add(
                 path,
                 "must not contain control characters other than tabs and line breaks",
             ),
             serde_json::Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
-                    self.form_value(&format!("{path}[{index}]"), key, item);
+                    self.form_value(&format!("{path}[{index}]"), item);
                 }
             }
             serde_json::Value::Object(entries) => {
                 for (name, item) in entries {
-                    self.form_value(&join(path, name), name, item);
+                    self.form_entry(&join(path, name), name, item);
                 }
             }
             _ => {}
@@ -204,6 +205,12 @@ impl Checker {
     }
 }
 
+/// A control character other than tab, line feed and carriage return.
+fn has_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
 impl Case {
     /// Every problem of this case, each with its path; empty when the case is valid.
     ///
@@ -262,7 +269,7 @@ impl Case {
             check.add("form", "keys must not be empty");
         }
         for (key, value) in &self.form {
-            check.form_value(&join("form", key), key, value);
+            check.form_entry(&join("form", key), key, value);
         }
         if self.materials.len() > MAX_MATERIALS {
             let count = self.materials.len();
