@@ -306,38 +306,31 @@ impl PostgresStore {
             tx.commit().await?;
             return Ok(shared::ClaimWritten::default());
         }
+        // One array of ids each: the statements' text stays the same whatever the batch's size.
+        let ids: Vec<&str> = picked.iter().map(|(id, _)| id.as_str()).collect();
         // A delivery still `sending` here has an expired lease: its node died mid-attempt.
-        let mut query =
-            sqlx::QueryBuilder::<sqlx::Postgres>::new("UPDATE attempts SET finished_at = ");
-        query.push_bind(now);
-        query.push(", outcome = 'lease_expired' WHERE finished_at IS NULL AND delivery_id IN (");
-        let mut list = query.separated(", ");
-        for (id, _) in &picked {
-            list.push_bind(id.as_str());
-        }
-        query.push(")");
-        query.build().execute(&mut *tx).await?;
-
-        let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        sqlx::query(
+            "UPDATE attempts SET finished_at = $2, outcome = 'lease_expired'
+             WHERE finished_at IS NULL AND delivery_id = ANY($1)",
+        )
+        .bind(&ids)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(
             "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
                  THEN 'lease_expired' ELSE last_outcome END,
-                 state = 'sending', attempts = attempts + 1, lease_owner = ",
-        );
-        query.push_bind(node_id);
-        query.push(", lease_expires_at = ");
-        query.push_bind(expires);
-        query.push(", due_at = ");
-        query.push_bind(expires);
-        query.push(", next_attempt_at = NULL, updated_at = ");
-        query.push_bind(now);
-        query.push(" WHERE id IN (");
-        let mut list = query.separated(", ");
-        for (id, _) in &picked {
-            list.push_bind(id.as_str());
-        }
-        query.push(") RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome");
-        let rows: Vec<(String, String, String, String, i64, Option<String>)> =
-            query.build_query_as().fetch_all(&mut *tx).await?;
+                 state = 'sending', attempts = attempts + 1, lease_owner = $2,
+                 lease_expires_at = $3, due_at = $3, next_attempt_at = NULL, updated_at = $4
+             WHERE id = ANY($1)
+             RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome",
+        )
+        .bind(&ids)
+        .bind(node_id)
+        .bind(expires)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
 
         let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
             "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
@@ -350,7 +343,6 @@ impl PostgresStore {
         });
         insert.build().execute(&mut *tx).await?;
 
-        let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
         let case_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         let payloads = Self::payload_rows(&mut tx, &ids).await?;
         let materials = Self::material_rows(&mut tx, &case_ids).await?;

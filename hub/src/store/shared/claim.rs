@@ -23,7 +23,7 @@ macro_rules! claim_ops {
                 let now = shared::micros(now);
                 let written = self.write_claim(node_id, now, expires, limit, caps).await?;
                 let mut payloads = shared::payloads_from(written.payloads)?;
-                let mut materials = shared::materials_from(written.materials)?;
+                let materials = shared::materials_from(written.materials)?;
                 let rows = written.rows;
                 let lease_expires_at = shared::timestamp(expires, "deliveries")?;
                 let mut claimed = Vec::with_capacity(rows.len());
@@ -47,7 +47,6 @@ macro_rules! claim_ops {
                         previous_outcome: previous,
                     });
                 }
-                materials.clear();
                 tracing::debug!(node_id, claimed = claimed.len(), "claimed due deliveries");
                 Ok(claimed)
             }
