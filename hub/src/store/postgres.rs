@@ -47,6 +47,16 @@ impl PostgresStore {
     const READ_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
     /// Tells the listening nodes that a breaker opened (payload: the system id).
     const BREAKER_SIGNAL: Option<&'static str> = Some("SELECT pg_notify('yimen_breakers', $1)");
+    /// Folds the delivery counts' change rows into one per count, in one statement: rows that
+    /// other writers append meanwhile are not in its snapshot and stay. Two folds at once do
+    /// not count twice: a row the other deleted first is skipped, and each re-inserts only the
+    /// sum of the rows it deleted. (Its row count is that of the sums written.)
+    const FOLD_COUNTS: Option<&'static str> = Some(
+        "WITH gone AS (DELETE FROM delivery_counts RETURNING system_id, state, n)
+         INSERT INTO delivery_counts (system_id, state, n)
+             SELECT system_id, state, SUM(n) FROM gone
+             GROUP BY system_id, state HAVING SUM(n) <> 0",
+    );
     /// The channel of [`Self::BREAKER_SIGNAL`].
     const BREAKER_CHANNEL: &'static str = "yimen_breakers";
 
@@ -307,16 +317,25 @@ impl PostgresStore {
             return Ok(shared::ClaimWritten::default());
         }
         // One array of ids each: the statements' text stays the same whatever the batch's size.
-        let ids: Vec<&str> = picked.iter().map(|(id, _)| id.as_str()).collect();
-        // A delivery still `sending` here has an expired lease: its node died mid-attempt.
-        sqlx::query(
-            "UPDATE attempts SET finished_at = $2, outcome = 'lease_expired'
-             WHERE finished_at IS NULL AND delivery_id = ANY($1)",
-        )
-        .bind(&ids)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let ids: Vec<&str> = picked.iter().map(|c| c.id.as_str()).collect();
+        // A delivery still `sending` here has an expired lease: its node died mid-attempt. Only
+        // those have an open attempt, so a round without one skips the update (a probe of
+        // `attempts` per delivery, for nothing).
+        let expired: Vec<&str> = picked
+            .iter()
+            .filter(|c| c.lease_expired)
+            .map(|c| c.id.as_str())
+            .collect();
+        if !expired.is_empty() {
+            sqlx::query(
+                "UPDATE attempts SET finished_at = $2, outcome = 'lease_expired'
+                 WHERE finished_at IS NULL AND delivery_id = ANY($1)",
+            )
+            .bind(&expired)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let rows: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(
             "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
                  THEN 'lease_expired' ELSE last_outcome END,
@@ -332,16 +351,16 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
 
-        let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at) ",
-        );
-        insert.push_values(&rows, |mut row, r| {
-            row.push_bind(r.0.as_str())
-                .push_bind(r.4)
-                .push_bind(node_id)
-                .push_bind(now);
-        });
-        insert.build().execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
+             SELECT r.*, $3, $4 FROM UNNEST($1::text[], $2::bigint[]) AS r",
+        )
+        .bind(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.4).collect::<Vec<_>>())
+        .bind(node_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
 
         let case_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         let payloads = Self::payload_rows(&mut tx, &ids).await?;
@@ -354,17 +373,17 @@ impl PostgresStore {
         })
     }
 
-    /// Due candidates `(id, system_id)`, at most `limit` and each system's cap.
+    /// Due candidates, at most `limit` and each system's cap.
     async fn due_candidates(
         tx: &mut WriteTx,
         now: i64,
         limit: usize,
         caps: &ClaimCaps,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<Candidate>, StoreError> {
         // One statement per chunk of listed systems: a UNION ALL of one index probe per
         // system (each its own ORDER BY … LIMIT, and on PostgreSQL its own row locks),
         // instead of one round trip per system.
-        let mut picked: Vec<(String, String)> = Vec::new();
+        let mut picked: Vec<Candidate> = Vec::new();
         let listed: Vec<(&String, usize)> = caps
             .per_system
             .iter()
@@ -381,7 +400,10 @@ impl PostgresStore {
                 if i > 0 {
                     query.push(" UNION ALL ");
                 }
-                query.push("SELECT id, system_id FROM (SELECT id, system_id FROM deliveries WHERE system_id = ");
+                query.push(
+                    "SELECT * FROM (SELECT id, system_id, state = 'sending' AS lease_expired \
+                     FROM deliveries WHERE system_id = ",
+                );
                 query.push_bind(system.as_str());
                 query.push(" AND due_at IS NOT NULL AND due_at <= ");
                 query.push_bind(now);
@@ -393,7 +415,7 @@ impl PostgresStore {
             // Kept prepared: the text depends only on how many systems have room, so
             // it repeats from round to round, and parsing a compound of one probe per
             // system costs more than running it.
-            let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut **tx).await?;
+            let rows: Vec<Candidate> = query.build_query_as().fetch_all(&mut **tx).await?;
             // Over `limit` only when several systems filled up at once; the surplus
             // (locked but not updated on PostgreSQL) is released at commit.
             picked.extend(rows.into_iter().take(room));
@@ -406,7 +428,8 @@ impl PostgresStore {
             return Ok(picked);
         }
         let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-            "SELECT id, system_id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ",
+            "SELECT id, system_id, state = 'sending' AS lease_expired \
+             FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ",
         );
         query.push_bind(now);
         if !caps.per_system.is_empty() {
@@ -420,13 +443,13 @@ impl PostgresStore {
         query.push(" ORDER BY due_at LIMIT ");
         query.push_bind(i64::try_from(room).unwrap_or(i64::MAX));
         query.push(Self::LOCK_ROWS);
-        let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut **tx).await?;
+        let rows: Vec<Candidate> = query.build_query_as().fetch_all(&mut **tx).await?;
         let mut taken: std::collections::BTreeMap<String, usize> = Default::default();
-        for (id, system) in rows {
-            let count = taken.entry(system.clone()).or_default();
+        for candidate in rows {
+            let count = taken.entry(candidate.system_id.clone()).or_default();
             if *count < other_cap {
                 *count += 1;
-                picked.push((id, system));
+                picked.push(candidate);
             }
         }
         Ok(picked)
@@ -509,6 +532,15 @@ impl PostgresStore {
         listener.listen(Self::BREAKER_CHANNEL).await?;
         Ok(Some(BreakerSignals::new(listener)))
     }
+}
+
+/// A due delivery a claim round may take.
+#[derive(Debug, sqlx::FromRow)]
+struct Candidate {
+    id: String,
+    system_id: String,
+    /// Still `sending`: its lease ran out, and its open attempt must be closed.
+    lease_expired: bool,
 }
 
 /// One write: a transaction of its own (PostgreSQL groups concurrent commits itself).
