@@ -173,15 +173,20 @@ pub async fn run(
     Server::start(config, listener).await?.serve(shutdown).await
 }
 
-/// Periodic chores: recount the backlog (other nodes' intake and deliveries) and forget
-/// expired jump tickets.
+/// Periodic chores: fold the delivery counts, recount the backlog (other nodes' intake and
+/// deliveries) and forget expired jump tickets.
 async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
     let mut backlog = tokio::time::interval(Duration::from_secs(2));
     let mut tickets = tokio::time::interval(Duration::from_secs(300));
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = backlog.tick() => state.backlog.refresh(state.store.as_ref()).await,
+            _ = backlog.tick() => {
+                if let Err(error) = state.store.fold_counts().await {
+                    tracing::warn!(%error, "folding the delivery counts failed");
+                }
+                state.backlog.refresh(state.store.as_ref()).await;
+            }
             _ = tickets.tick() => {
                 if let Err(error) = state.store.purge_expired_tickets(jiff::Timestamp::now()).await {
                     tracing::warn!(%error, "purging expired jump tickets failed");

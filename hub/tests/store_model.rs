@@ -1,11 +1,11 @@
-//! Model test of the SQLite store: random sequences of insert, claim, complete (current or
-//! stale leases), lease expiry (time passing), replay and clerk results, checked step by step
-//! against a small in-memory model.
+//! Model test of the store, on SQLite and on PostgreSQL: random sequences of insert, claim,
+//! complete (current or stale leases), lease expiry (time passing), replay, clerk results and
+//! folds of the delivery counts, checked step by step against a small in-memory model.
 //!
 //! Invariants checked: no delivery is delivered twice; no delivered delivery lacks a receipt;
 //! a completion succeeds exactly when the model says its lease is held; a claim takes only due
 //! work and as much as the limit allows; attempts never decrease; every delivery is in exactly
-//! the state the model says, and the counters add up to the number of deliveries.
+//! the state the model says; each system's counters and the backlog are exactly the model's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test or bench run
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use proptest::prelude::*;
-use store_support::{at, case};
+use store_support::{TestDb, at, case};
 use yimen_hub::store::{
     AttemptOutcome, ClaimCaps, DeliveryState, InsertOutcome, LeaseToken, ReplaySelector,
     SqliteStore, Store, StoreError, StoredReceipt,
@@ -33,6 +33,7 @@ enum Op {
     Advance { secs: i64 },
     Replay { pick: usize },
     Clerk { pick: usize },
+    Fold,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -43,11 +44,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1i64..45).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::Replay { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Clerk { pick }),
+        1 => Just(Op::Fold),
     ]
 }
 
 #[derive(Debug, Clone)]
 struct Modelled {
+    system: String,
     state: DeliveryState,
     attempts: u32,
     due: Option<i64>,
@@ -122,6 +125,7 @@ async fn step(store: &Arc<dyn Store>, model: &mut Model, op: &Op) {
             };
             for d in deliveries {
                 let entry = Modelled {
+                    system: d.system_id,
                     state: DeliveryState::Queued,
                     attempts: 0,
                     due: Some(i64::MIN),
@@ -212,6 +216,9 @@ async fn step(store: &Arc<dyn Store>, model: &mut Model, op: &Op) {
             d.state = DeliveryState::Delivered;
             d.delivered += 1;
         }
+        Op::Fold => {
+            store.fold_counts().await.unwrap();
+        }
     }
 }
 
@@ -227,16 +234,39 @@ async fn check(store: &Arc<dyn Store>, model: &Model, previous: &mut BTreeMap<St
         let before = previous.insert(id.clone(), stored.attempts).unwrap_or(0);
         assert!(stored.attempts >= before, "attempts went down");
     }
-    let counters = store.system_counters().await.unwrap();
-    let total: u64 = counters
-        .iter()
-        .map(|c| c.backlog + c.sending + c.delivered + c.dead + c.awaiting_clerk)
-        .sum();
-    assert_eq!(
-        total,
-        model.deliveries.len() as u64,
-        "each delivery in exactly one state"
-    );
+    let mut expected: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+    for d in model.deliveries.values() {
+        let slot = match d.state {
+            DeliveryState::Queued | DeliveryState::RetryWait => 0,
+            DeliveryState::Sending => 1,
+            DeliveryState::Delivered => 2,
+            DeliveryState::Dead => 3,
+            DeliveryState::AwaitingClerk => 4,
+        };
+        expected.entry(d.system.clone()).or_default()[slot] += 1;
+    }
+    let counted: BTreeMap<String, [u64; 5]> = store
+        .system_counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let counts = [c.backlog, c.sending, c.delivered, c.dead, c.awaiting_clerk];
+            (c.system_id, counts)
+        })
+        .collect();
+    assert_eq!(counted, expected, "counters per system");
+    let unfinished: u64 = expected.values().map(|c| c[0] + c[1]).sum();
+    assert_eq!(store.count_backlog().await.unwrap(), unfinished, "backlog");
+}
+
+async fn follow(store: &Arc<dyn Store>, ops: &[Op]) {
+    let mut model = Model::default();
+    let mut attempts = BTreeMap::new();
+    for op in ops {
+        step(store, &mut model, op).await;
+        check(store, &model, &mut attempts).await;
+    }
 }
 
 proptest! {
@@ -248,13 +278,23 @@ proptest! {
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-            let mut model = Model::default();
-            let mut attempts = BTreeMap::new();
-            for op in &ops {
-                step(&store, &mut model, op).await;
-                check(&store, &model, &mut attempts).await;
-            }
+            follow(&store, &ops).await;
             store.close().await;
+        });
+    }
+}
+
+proptest! {
+    // A fresh database per case: fewer cases, each as long.
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn postgres_store_follows_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let db = TestDb::postgres().await;
+            follow(&db.store, &ops).await;
+            db.store.close().await;
         });
     }
 }

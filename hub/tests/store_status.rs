@@ -19,6 +19,7 @@ store_suite!(
     tickets_are_single_use,
     status_events_and_case_status_feed_the_change_cursor,
     batcher_answers_every_caller_after_commit,
+    counts_stay_exact_under_concurrent_writers_and_folds,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -206,6 +207,122 @@ async fn batcher_answers_every_caller_after_commit(db: &TestDb) {
     writer.await.unwrap();
 }
 
+/// Rows a version-1 database may hold: one case, three deliveries in three states.
+const VERSION_1_ROWS: &str = "
+    INSERT INTO cases (id, client_id, case_number, content_hash, case_json, status,
+        created_at, updated_at)
+    VALUES ('c1', 'p', 'U-1', 'h', '{}', 'accepted', 1, 1);
+    INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state, due_at,
+        receipt_excerpt, mapping_version, created_at, updated_at)
+    VALUES ('d1', 'c1', 'L01', 'd1', 'queued', 1, NULL, 'v1', 1, 1),
+           ('d2', 'c1', 'L02', 'd2', 'delivered', NULL, 'ok', 'v1', 1, 1),
+           ('d3', 'c1', 'L03', 'd3', 'retry_wait', 5, NULL, 'v1', 1, 1);";
+
+/// The upgraded store counts the deliveries stored before the counts existed, and goes on
+/// counting from there.
+async fn counts_rows_stored_before_the_upgrade(store: &dyn Store) {
+    let counted: Vec<_> = store
+        .system_counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.system_id, c.backlog, c.delivered))
+        .collect();
+    let expected = [("L01", 1, 0), ("L02", 0, 1), ("L03", 1, 0)];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(s, b, d)| ((*s).to_owned(), *b, *d))
+        .collect();
+    assert_eq!(counted, expected);
+    assert_eq!(store.count_backlog().await.unwrap(), 2);
+    store.insert_case(case("U-2", &["L01"])).await.unwrap();
+    assert_eq!(store.count_backlog().await.unwrap(), 3);
+    store.fold_counts().await.unwrap();
+    assert_eq!(store.count_backlog().await.unwrap(), 3);
+}
+
+fn delivered() -> AttemptOutcome {
+    AttemptOutcome::Delivered(StoredReceipt {
+        receipt_number: None,
+        raw_status: None,
+        excerpt: "ok".to_owned(),
+    })
+}
+
+/// Three nodes (on SQLite one store) take in, claim and complete deliveries at once while
+/// another folds the counts again and again: no change is lost or counted twice.
+async fn counts_stay_exact_under_concurrent_writers_and_folds(db: &TestDb) {
+    const CASES: usize = 40;
+    let systems = ["L01", "L02"];
+    let folding = {
+        let node = db.node().await;
+        tokio::spawn(async move {
+            let mut folds = 0;
+            for _ in 0..60 {
+                node.fold_counts().await.unwrap();
+                folds += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            folds
+        })
+    };
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let node = db.node().await;
+        workers.push(tokio::spawn(async move {
+            let owner = format!("node-{w}");
+            for i in (w..CASES).step_by(3) {
+                node.insert_case(case(&format!("W-{i}"), &systems))
+                    .await
+                    .unwrap();
+                let caps = ClaimCaps::uniform(8);
+                let jobs = node
+                    .claim_due(&owner, at(i as i64), 8, LEASE, &caps)
+                    .await
+                    .unwrap();
+                for job in jobs {
+                    let done = node.complete(&job.lease, delivered(), at(i as i64));
+                    done.await.unwrap();
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert_eq!(folding.await.unwrap(), 60);
+    // Whatever the workers left queued, a last sweep delivers.
+    loop {
+        let jobs = db
+            .store
+            .claim_due("sweep", at(99), 64, LEASE, &ClaimCaps::uniform(64))
+            .await
+            .unwrap();
+        if jobs.is_empty() {
+            break;
+        }
+        for job in jobs {
+            let done = db.store.complete(&job.lease, delivered(), at(99));
+            done.await.unwrap();
+        }
+    }
+    for fold in [false, true] {
+        if fold {
+            db.store.fold_counts().await.unwrap();
+        }
+        let counters = db.store.system_counters().await.unwrap();
+        let delivered: Vec<_> = counters
+            .iter()
+            .map(|c| (c.system_id.as_str(), c.backlog, c.sending, c.delivered))
+            .collect();
+        assert_eq!(
+            delivered,
+            [("L01", 0, 0, CASES as u64), ("L02", 0, 0, CASES as u64)]
+        );
+        assert_eq!(db.store.count_backlog().await.unwrap(), 0);
+    }
+}
+
 /// A migrator with only the first of the shipped migrations: a database at version 1.
 async fn first_migration_only(backend: &str) -> sqlx::migrate::Migrator {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -233,6 +350,7 @@ async fn sqlite_upgrades_an_older_database() {
         .run(&pool)
         .await
         .unwrap();
+    sqlx::raw_sql(VERSION_1_ROWS).execute(&pool).await.unwrap();
     pool.close().await;
 
     let store = SqliteStore::open(dir.path()).await.unwrap();
@@ -244,6 +362,7 @@ async fn sqlite_upgrades_an_older_database() {
         store.consume_ticket("n", at(9), at(0)).await.unwrap(),
         TicketUse::Fresh
     );
+    counts_rows_stored_before_the_upgrade(&store).await;
 }
 
 #[tokio::test]
@@ -264,6 +383,7 @@ async fn postgres_upgrades_an_older_database() {
         .run(&pool)
         .await
         .unwrap();
+    sqlx::raw_sql(VERSION_1_ROWS).execute(&pool).await.unwrap();
     pool.close().await;
 
     let store = PostgresStore::connect(&old_url).await.unwrap();
@@ -275,5 +395,6 @@ async fn postgres_upgrades_an_older_database() {
         store.consume_ticket("n", at(9), at(0)).await.unwrap(),
         TicketUse::Fresh
     );
+    counts_rows_stored_before_the_upgrade(&store).await;
     store.close().await;
 }

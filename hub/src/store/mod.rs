@@ -264,6 +264,11 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     /// Deliveries not yet finished (`queued`, `retry_wait`, `sending`), for backpressure.
     async fn count_backlog(&self) -> Result<u64, StoreError>;
 
+    /// Folds the delivery counts' change rows into one row per count (PostgreSQL appends a row
+    /// per writing statement; SQLite keeps one row per count already and folds nothing).
+    /// Returns the number of rows folded. Safe to run on several nodes at once.
+    async fn fold_counts(&self) -> Result<u64, StoreError>;
+
     /// Dead letters, newest first.
     async fn list_dead(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError>;
 

@@ -69,6 +69,8 @@ impl SqliteStore {
     const READ_SNAPSHOT: &'static str = "BEGIN";
     /// One node per file: nobody to tell.
     const BREAKER_SIGNAL: Option<&'static str> = None;
+    /// One row per count already (one writer, row triggers): nothing to fold.
+    const FOLD_COUNTS: Option<&'static str> = None;
 
     /// Opens (creating if needed) `dir/yimen.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {

@@ -538,6 +538,10 @@ macro_rules! impl_store {
                 self.do_count_backlog().await
             }
 
+            async fn fold_counts(&self) -> Result<u64, StoreError> {
+                self.do_fold_counts().await
+            }
+
             async fn list_dead(
                 &self,
                 filter: &DeadLetterFilter,

@@ -5,9 +5,11 @@ macro_rules! report_ops {
     ($store:ty, $db:ty) => {
         impl $store {
             async fn do_system_counters(&self) -> Result<Vec<SystemCounters>, StoreError> {
+                // Kept by triggers on deliveries (migration 0007): one row per system and
+                // state, or on PostgreSQL a few change rows each until they are folded.
                 let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                    "SELECT system_id, state, COUNT(*) FROM deliveries
-                     GROUP BY system_id, state ORDER BY system_id",
+                    "SELECT system_id, state, CAST(SUM(n) AS BIGINT) FROM delivery_counts
+                     GROUP BY system_id, state HAVING SUM(n) <> 0 ORDER BY system_id",
                 )
                 .fetch_all(&self.reader)
                 .await?;
@@ -39,12 +41,23 @@ macro_rules! report_ops {
             }
 
             async fn do_count_backlog(&self) -> Result<u64, StoreError> {
-                // due_at is set exactly for queued, retry_wait and sending: an index-only count.
-                let count: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE due_at IS NOT NULL")
-                        .fetch_one(&self.reader)
-                        .await?;
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM delivery_counts
+                     WHERE state IN ('queued', 'retry_wait', 'sending')",
+                )
+                .fetch_one(&self.reader)
+                .await?;
                 Ok(u64::try_from(count).unwrap_or(0))
+            }
+
+            async fn do_fold_counts(&self) -> Result<u64, StoreError> {
+                let Some(fold) = Self::FOLD_COUNTS else {
+                    return Ok(0);
+                };
+                let mut tx = self.begin_write().await?;
+                let folded = sqlx::query(fold).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(folded.rows_affected())
             }
 
             async fn do_list_dead(
