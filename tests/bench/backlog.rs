@@ -204,14 +204,17 @@ pub async fn run(options: &Options, scratch: &std::path::Path, store: &StoreSpot
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss_idle, _) = rss_mib(pid)?;
     fleet.hub = Some(hub);
+    let asked = Instant::now();
     let (_, _, unfinished) = fleet.counters(&systems).await?;
+    let answered = asked.elapsed();
     let (rss, peak) = rss_mib(pid)?;
     println!(
         "RESULT backlog store={:?}: {unfinished} deliveries queued; no-dispatch node listening \
          after {:.2}s, RSS {rss_idle:.0} MiB settled, {rss:.0} MiB after /v1/systems (peak \
-         {peak:.0} MiB); load average {}",
+         {peak:.0} MiB), which answered in {:.1} ms; load average {}",
         options.backend,
         to_listen.as_secs_f64(),
+        answered.as_secs_f64() * 1e3,
         load_average()
     );
     fleet.stop_hub().await?;
