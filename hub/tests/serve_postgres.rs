@@ -301,7 +301,8 @@ async fn an_outcome_whose_write_failed_is_written_again_while_the_lease_holds() 
         &[
             "REVOKE UPDATE ON deliveries FROM {role}",
             "GRANT UPDATE (state, attempts, next_attempt_at, lease_owner, lease_expires_at, \
-             due_at, last_outcome, last_error, last_excerpt, updated_at) ON deliveries TO {role}",
+             due_at, attempt_started_at, last_outcome, last_error, last_excerpt, updated_at) \
+             ON deliveries TO {role}",
         ],
     )
     .await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use store_support::{TestDb, at, case};
 use yimen_hub::store::{
-    AttemptOutcome, ClaimCaps, DeliveryState, InsertOutcome, IntakeBatcher, NewStatusEvent,
-    PostgresStore, SqliteStore, Store, StoreError, StoredReceipt, TicketUse,
+    AttemptOutcome, ClaimCaps, DeliveryState, InsertOutcome, IntakeBatcher, LeaseToken,
+    NewStatusEvent, PostgresStore, SqliteStore, Store, StoreError, StoredReceipt, TicketUse,
 };
 
 store_suite!(
@@ -207,38 +207,74 @@ async fn batcher_answers_every_caller_after_commit(db: &TestDb) {
     writer.await.unwrap();
 }
 
-/// Rows a version-1 database may hold: one case, three deliveries in three states.
+/// Rows a version-1 database may hold: one case, four deliveries in four states, one of them
+/// in the middle of an attempt whose row was written at its start (started 3 s after the
+/// epoch, lease renewed at 4 s, until 2100).
 const VERSION_1_ROWS: &str = "
     INSERT INTO cases (id, client_id, case_number, content_hash, case_json, status,
         created_at, updated_at)
     VALUES ('c1', 'p', 'U-1', 'h', '{}', 'accepted', 1, 1);
-    INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state, due_at,
-        receipt_excerpt, mapping_version, created_at, updated_at)
-    VALUES ('d1', 'c1', 'L01', 'd1', 'queued', 1, NULL, 'v1', 1, 1),
-           ('d2', 'c1', 'L02', 'd2', 'delivered', NULL, 'ok', 'v1', 1, 1),
-           ('d3', 'c1', 'L03', 'd3', 'retry_wait', 5, NULL, 'v1', 1, 1);";
+    INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state, attempts,
+        lease_owner, lease_expires_at, due_at, receipt_excerpt, mapping_version, created_at,
+        updated_at)
+    VALUES ('d1', 'c1', 'L01', 'd1', 'queued', 0, NULL, NULL, 1, NULL, 'v1', 1, 1),
+           ('d2', 'c1', 'L02', 'd2', 'delivered', 1, NULL, NULL, NULL, 'ok', 'v1', 1, 1),
+           ('d3', 'c1', 'L03', 'd3', 'retry_wait', 1, NULL, NULL, 5, NULL, 'v1', 1, 1),
+           ('d4', 'c1', 'L04', 'd4', 'sending', 1, 'old-node', 4102444800000000,
+               4102444800000000, NULL, 'v1', 1, 4000000);
+    INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
+    VALUES ('d4', 1, 'old-node', 3000000);";
 
 /// The upgraded store counts the deliveries stored before the counts existed, and goes on
-/// counting from there.
+/// counting from there; the attempt running across the upgrade keeps its start and ends once.
 async fn counts_rows_stored_before_the_upgrade(store: &dyn Store) {
     let counted: Vec<_> = store
         .system_counters()
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.system_id, c.backlog, c.delivered))
+        .map(|c| (c.system_id, c.backlog, c.sending, c.delivered))
         .collect();
-    let expected = [("L01", 1, 0), ("L02", 0, 1), ("L03", 1, 0)];
+    let expected = [
+        ("L01", 1, 0, 0),
+        ("L02", 0, 0, 1),
+        ("L03", 1, 0, 0),
+        ("L04", 0, 1, 0),
+    ];
     let expected: Vec<_> = expected
         .iter()
-        .map(|(s, b, d)| ((*s).to_owned(), *b, *d))
+        .map(|(s, b, x, d)| ((*s).to_owned(), *b, *x, *d))
         .collect();
     assert_eq!(counted, expected);
-    assert_eq!(store.count_backlog().await.unwrap(), 2);
+    assert_eq!(store.count_backlog().await.unwrap(), 3);
     store.insert_case(case("U-2", &["L01"])).await.unwrap();
-    assert_eq!(store.count_backlog().await.unwrap(), 3);
+    assert_eq!(store.count_backlog().await.unwrap(), 4);
     store.fold_counts().await.unwrap();
-    assert_eq!(store.count_backlog().await.unwrap(), 3);
+    assert_eq!(store.count_backlog().await.unwrap(), 4);
+
+    let started = jiff::Timestamp::from_microsecond(3_000_000).unwrap();
+    let running = store.list_attempts("d4").await.unwrap();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(
+        (
+            running[0].attempt,
+            running[0].node_id.as_str(),
+            running[0].started_at
+        ),
+        (1, "old-node", started)
+    );
+    assert_eq!(running[0].finished_at, None);
+    let lease = LeaseToken {
+        delivery_id: "d4".to_owned(),
+        owner: "old-node".to_owned(),
+        attempt: 1,
+    };
+    store.complete(&lease, delivered(), at(5)).await.unwrap();
+    let ended = store.list_attempts("d4").await.unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].started_at, started);
+    assert_eq!(ended[0].finished_at, Some(at(5)));
+    assert_eq!(ended[0].outcome.as_deref(), Some("delivered"));
 }
 
 fn delivered() -> AttemptOutcome {

@@ -90,8 +90,8 @@ impl PostgresStore {
     }
 
     /// Inserts an intake batch with one statement: the cases (a number already stored is
-    /// skipped), then, through data-modifying `WITH` parts, the materials, deliveries, attempts
-    /// and payloads of the cases inserted. Each table's rows come as one array per column
+    /// skipped), then, through data-modifying `WITH` parts, the materials, deliveries and
+    /// payloads of the cases inserted. Each table's rows come as one array per column
     /// (`UNNEST`), so the text does not depend on the number of rows and the statement stays
     /// prepared: one round trip, no parse or plan per batch. Foreign keys are checked at the end
     /// of the statement, when the parent rows are in. Returns the ids of the cases inserted.
@@ -103,12 +103,7 @@ impl PostgresStore {
         let Some(first) = cases.first() else {
             return Ok(std::collections::HashSet::new());
         };
-        let (m, d, a, p) = (
-            &rows.materials,
-            &rows.deliveries,
-            &rows.attempts,
-            &rows.payloads,
-        );
+        let (m, d, p) = (&rows.materials, &rows.deliveries, &rows.payloads);
         let ids: Vec<String> = sqlx::query_scalar(
             "WITH c AS (
                  INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
@@ -125,24 +120,19 @@ impl PostgresStore {
              ), d AS (
                  INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state,
                      attempts, next_attempt_at, lease_owner, lease_expires_at, due_at,
-                     mapping_version, created_at, updated_at)
+                     attempt_started_at, mapping_version, created_at, updated_at)
                  SELECT r.*, $9, $9 FROM UNNEST($17::text[], $18::text[], $19::text[],
                      $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::text[],
-                     $25::bigint[], $26::bigint[], $27::text[]) AS r (id, case_id, system_id,
-                     idempotency_key, state, attempts, next_attempt_at, lease_owner,
-                     lease_expires_at, due_at, mapping_version)
+                     $25::bigint[], $26::bigint[], $27::bigint[], $28::text[]) AS r (id,
+                     case_id, system_id, idempotency_key, state, attempts, next_attempt_at,
+                     lease_owner, lease_expires_at, due_at, attempt_started_at, mapping_version)
                  WHERE r.case_id IN (SELECT id FROM c)
                  RETURNING id
-             ), a AS (
-                 INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
-                 SELECT r.* FROM UNNEST($28::text[], $29::bigint[], $30::text[], $31::bigint[])
-                     AS r (delivery_id, attempt, node_id, started_at)
-                 WHERE r.delivery_id IN (SELECT id FROM d)
              ), p AS (
                  INSERT INTO payloads (delivery_id, mapping_version, content_type, extension,
                      body, fields_json)
-                 SELECT r.* FROM UNNEST($32::text[], $33::text[], $34::text[], $35::text[],
-                     $36::bytea[], $37::text[])
+                 SELECT r.* FROM UNNEST($29::text[], $30::text[], $31::text[], $32::text[],
+                     $33::bytea[], $34::text[])
                      AS r (delivery_id, mapping_version, content_type, extension, body,
                          fields_json)
                  WHERE r.delivery_id IN (SELECT id FROM d)
@@ -185,11 +175,8 @@ impl PostgresStore {
         .bind(d.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
         .bind(d.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
         .bind(d.iter().map(|r| r.due_at).collect::<Vec<_>>())
+        .bind(d.iter().map(|r| r.attempt_started_at).collect::<Vec<_>>())
         .bind(d.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.attempt).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.node_id).collect::<Vec<_>>())
-        .bind(a.iter().map(|r| r.started_at).collect::<Vec<_>>())
         .bind(p.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
         .bind(p.iter().map(|r| r.mapping_version).collect::<Vec<_>>())
         .bind(p.iter().map(|r| r.content_type).collect::<Vec<_>>())
@@ -237,8 +224,9 @@ impl PostgresStore {
 
     /// Records completions with one prepared statement: a guarded update of the deliveries
     /// joined to the outcomes as arrays (`UNNEST`; only rows whose lease is still held change),
-    /// and, in a data-modifying `WITH` part, the attempt rows of those that changed, from the
-    /// values the first part returns. (Joining the outcomes a second time there let a generic
+    /// and, in a data-modifying `WITH` part, the finished attempt rows of those that changed,
+    /// from the values the first part returns. (A row already there, written by a node of an
+    /// older version at the attempt's start, is finished in place.) (Joining the outcomes a second time there let a generic
     /// plan, which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a
     /// batch of 249.) Returns (delivery id, case id, system id) of the deliveries updated.
     ///
@@ -268,12 +256,16 @@ impl PostgresStore {
                  WHERE deliveries.id = v.id AND deliveries.state = 'sending'
                      AND deliveries.lease_owner = v.owner AND deliveries.attempts = v.attempt
                  RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
-                     deliveries.attempts, v.outcome, v.error, v.excerpt
+                     deliveries.attempts, v.owner,
+                     COALESCE(deliveries.attempt_started_at, deliveries.created_at) AS started_at,
+                     v.outcome, v.error, v.excerpt
              ), a AS (
-                 UPDATE attempts SET finished_at = $12, outcome = d.outcome, reason = d.error,
-                     excerpt = d.excerpt
-                 FROM d
-                 WHERE attempts.delivery_id = d.id AND attempts.attempt = d.attempts
+                 INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at,
+                     outcome, reason, excerpt)
+                 SELECT id, attempts, owner, started_at, $12, outcome, error, excerpt FROM d
+                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET
+                     finished_at = excluded.finished_at, outcome = excluded.outcome,
+                     reason = excluded.reason, excerpt = excluded.excerpt
              )
              SELECT id, case_id, system_id FROM d",
         )
@@ -318,9 +310,8 @@ impl PostgresStore {
         }
         // One array of ids each: the statements' text stays the same whatever the batch's size.
         let ids: Vec<&str> = picked.iter().map(|c| c.id.as_str()).collect();
-        // A delivery still `sending` here has an expired lease: its node died mid-attempt. Only
-        // those have an open attempt, so a round without one skips the update (a probe of
-        // `attempts` per delivery, for nothing).
+        // A delivery still `sending` here has an expired lease: its node died mid-attempt, and
+        // that attempt is written now, as ended by the lease. A round without one writes none.
         let expired: Vec<&str> = picked
             .iter()
             .filter(|c| c.lease_expired)
@@ -328,8 +319,13 @@ impl PostgresStore {
             .collect();
         if !expired.is_empty() {
             sqlx::query(
-                "UPDATE attempts SET finished_at = $2, outcome = 'lease_expired'
-                 WHERE finished_at IS NULL AND delivery_id = ANY($1)",
+                "INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at,
+                     outcome)
+                 SELECT id, attempts, lease_owner, COALESCE(attempt_started_at, updated_at), $2,
+                     'lease_expired'
+                 FROM deliveries WHERE id = ANY($1) AND state = 'sending'
+                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET
+                     finished_at = excluded.finished_at, outcome = excluded.outcome",
             )
             .bind(&expired)
             .bind(now)
@@ -340,7 +336,8 @@ impl PostgresStore {
             "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
                  THEN 'lease_expired' ELSE last_outcome END,
                  state = 'sending', attempts = attempts + 1, lease_owner = $2,
-                 lease_expires_at = $3, due_at = $3, next_attempt_at = NULL, updated_at = $4
+                 lease_expires_at = $3, due_at = $3, next_attempt_at = NULL,
+                 attempt_started_at = $4, updated_at = $4
              WHERE id = ANY($1)
              RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome",
         )
@@ -349,17 +346,6 @@ impl PostgresStore {
         .bind(expires)
         .bind(now)
         .fetch_all(&mut *tx)
-        .await?;
-
-        sqlx::query(
-            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
-             SELECT r.*, $3, $4 FROM UNNEST($1::text[], $2::bigint[]) AS r",
-        )
-        .bind(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.4).collect::<Vec<_>>())
-        .bind(node_id)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
 
         let case_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();

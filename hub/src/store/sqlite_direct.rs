@@ -75,9 +75,9 @@ pub(crate) fn write_intake(
     }
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state, attempts,
-             next_attempt_at, lease_owner, lease_expires_at, due_at, mapping_version,
-             created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+             next_attempt_at, lease_owner, lease_expires_at, due_at, attempt_started_at,
+             mapping_version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
     )?;
     for d in &rows.deliveries {
         insert.execute(params![
@@ -91,18 +91,10 @@ pub(crate) fn write_intake(
             d.lease_owner,
             d.lease_expires_at,
             d.due_at,
+            d.attempt_started_at,
             d.mapping_version,
             d.now,
         ])?;
-    }
-    if !rows.attempts.is_empty() {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for a in &rows.attempts {
-            insert.execute(params![a.delivery_id, a.attempt, a.node_id, a.started_at])?;
-        }
     }
     let mut insert = conn.prepare_cached(
         "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension, body,
@@ -124,7 +116,7 @@ pub(crate) fn write_intake(
 }
 
 /// Records outcomes: per outcome, a guarded update of the delivery (only a row whose lease is
-/// still held changes) and of its attempt row; for one whose lease did not hold, a read of the
+/// still held changes) and its finished attempt row; for one whose lease did not hold, a read of the
 /// delivery as stored. Then the feed entries of the deliveries that ended.
 pub(crate) fn write_completions(
     conn: &Connection,
@@ -137,18 +129,22 @@ pub(crate) fn write_completions(
              receipt_excerpt = ?8, last_outcome = ?9, last_error = ?10, last_excerpt = ?11,
              updated_at = ?12
          WHERE id = ?1 AND state = 'sending' AND lease_owner = ?2 AND attempts = ?3
-         RETURNING case_id, system_id",
+         RETURNING case_id, system_id, COALESCE(attempt_started_at, created_at)",
     )?;
+    // A row already there was written at the attempt's start by a node of an older version.
     let mut finish = conn.prepare_cached(
-        "UPDATE attempts SET finished_at = ?3, outcome = ?4, reason = ?5, excerpt = ?6
-         WHERE delivery_id = ?1 AND attempt = ?2",
+        "INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at, outcome,
+             reason, excerpt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET finished_at = excluded.finished_at,
+             outcome = excluded.outcome, reason = excluded.reason, excerpt = excluded.excerpt",
     )?;
     let mut read =
         conn.prepare_cached("SELECT state, lease_owner FROM deliveries WHERE id = ?1")?;
     let mut written = shared::CompletionsWritten::default();
     for r in rows {
         // An `UPDATE … RETURNING` makes all its changes at its first step.
-        let changed: Option<(String, String)> = update
+        let changed: Option<(String, String, i64)> = update
             .query_row(
                 params![
                     r.delivery_id,
@@ -164,19 +160,22 @@ pub(crate) fn write_completions(
                     r.excerpt,
                     now,
                 ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
         match changed {
-            Some(ids) => {
+            Some((case_id, system_id, started_at)) => {
                 finish.execute(params![
                     r.delivery_id,
                     r.attempt,
+                    r.owner,
+                    started_at,
                     now,
                     r.outcome,
                     r.error,
                     r.excerpt,
                 ])?;
+                let ids = (case_id, system_id);
                 written.updated.insert(r.delivery_id.to_owned(), ids);
             }
             None => {
@@ -199,7 +198,8 @@ pub(crate) fn write_completions(
 /// from one probe of the `(system_id, due_at)` index; the unlisted ones at most `caps.others`
 /// each, from the `(due_at)` index. The group's transaction excludes every other writer, so
 /// nothing needs locking. A delivery still `sending` here had a lease that ran out (its node
-/// died mid-attempt): its open attempt is closed as `lease_expired`.
+/// died mid-attempt): that attempt is written now, as ended by the lease (`lease_expired`).
+/// The attempt begun here is written when it ends.
 pub(crate) fn write_claim(
     conn: &Connection,
     node_id: &str,
@@ -233,20 +233,21 @@ pub(crate) fn write_claim(
         return Ok(written);
     }
     let mut expire = conn.prepare_cached(
-        "UPDATE attempts SET finished_at = ?2, outcome = 'lease_expired'
-         WHERE delivery_id = ?1 AND finished_at IS NULL",
+        "INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at, outcome)
+         SELECT id, attempts, lease_owner, COALESCE(attempt_started_at, updated_at), ?2,
+             'lease_expired'
+         FROM deliveries WHERE id = ?1 AND state = 'sending'
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET
+             finished_at = excluded.finished_at, outcome = excluded.outcome",
     )?;
     let mut take = conn.prepare_cached(
         "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
              THEN 'lease_expired' ELSE last_outcome END,
              state = 'sending', attempts = attempts + 1, lease_owner = ?2,
-             lease_expires_at = ?3, due_at = ?3, next_attempt_at = NULL, updated_at = ?4
+             lease_expires_at = ?3, due_at = ?3, next_attempt_at = NULL,
+             attempt_started_at = ?4, updated_at = ?4
          WHERE id = ?1
          RETURNING case_id, system_id, idempotency_key, attempts, last_outcome",
-    )?;
-    let mut attempt = conn.prepare_cached(
-        "INSERT INTO attempts (delivery_id, attempt, node_id, started_at)
-         VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut payload = conn.prepare_cached(
         "SELECT delivery_id, mapping_version, content_type, extension, body, fields_json
@@ -257,7 +258,6 @@ pub(crate) fn write_claim(
         expire.execute(params![id, now])?;
         let (case_id, system_id, key, attempts, previous): (String, String, String, i64, _) =
             take.query_row(params![id, node_id, expires, now], |row| row.try_into())?;
-        attempt.execute(params![id, attempts, node_id, now])?;
         // A delivery without its payload is reported by the caller, as corrupt.
         if let Some(found) = payload
             .query_row(params![id], |row| row.try_into())

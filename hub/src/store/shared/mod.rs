@@ -41,7 +41,6 @@ pub(crate) struct IntakeRows<'a> {
     pub materials: Vec<MaterialRow<'a>>,
     pub deliveries: Vec<DeliveryRow<'a>>,
     pub payloads: Vec<PayloadRow<'a>>,
-    pub attempts: Vec<AttemptRow<'a>>,
 }
 
 impl IntakeRows<'_> {
@@ -51,7 +50,6 @@ impl IntakeRows<'_> {
         self.deliveries.retain(|d| inserted.contains(d.case_id));
         let kept: std::collections::HashSet<&str> = self.deliveries.iter().map(|d| d.id).collect();
         self.payloads.retain(|p| kept.contains(p.delivery_id));
-        self.attempts.retain(|a| kept.contains(a.delivery_id));
     }
 }
 
@@ -178,6 +176,8 @@ pub(crate) struct DeliveryRow<'a> {
     pub lease_owner: Option<&'a str>,
     pub lease_expires_at: Option<i64>,
     pub due_at: i64,
+    /// `now` for a delivery claimed at intake (its first attempt begins), else `None`.
+    pub attempt_started_at: Option<i64>,
     pub mapping_version: &'a str,
     pub now: i64,
 }
@@ -191,15 +191,6 @@ pub(crate) struct PayloadRow<'a> {
     pub extension: &'a str,
     pub body: &'a [u8],
     pub fields_json: String,
-}
-
-/// An `attempts` row of an attempt begun (not finished).
-#[derive(Debug)]
-pub(crate) struct AttemptRow<'a> {
-    pub delivery_id: &'a str,
-    pub attempt: i64,
-    pub node_id: &'a str,
-    pub started_at: i64,
 }
 
 /// What an intake write stored.

@@ -200,9 +200,20 @@ macro_rules! read_ops {
                 delivery_id: &str,
             ) -> Result<Vec<AttemptRecord>, StoreError> {
                 type Row = (i64, String, i64, Option<i64>, Option<String>, Option<String>, Option<String>);
+                // An attempt's row is written when it ends; one still running is read from
+                // its delivery (unless a node of an older version wrote its row at its start).
                 let rows: Vec<Row> = sqlx::query_as(
                     "SELECT attempt, node_id, started_at, finished_at, outcome, reason, excerpt
-                     FROM attempts WHERE delivery_id = $1 ORDER BY attempt",
+                     FROM attempts WHERE delivery_id = $1
+                     UNION ALL
+                     SELECT d.attempts, d.lease_owner,
+                         COALESCE(d.attempt_started_at, d.updated_at), CAST(NULL AS BIGINT),
+                         CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+                     FROM deliveries d
+                     WHERE d.id = $1 AND d.state = 'sending' AND NOT EXISTS (
+                         SELECT 1 FROM attempts a
+                         WHERE a.delivery_id = d.id AND a.attempt = d.attempts)
+                     ORDER BY 1",
                 )
                 .bind(delivery_id)
                 .fetch_all(&self.reader)

@@ -154,15 +154,11 @@ macro_rules! write_ops {
                     }
                 }
                 for (case_id, t, d) in &rows {
+                    // A delivery claimed here begins its first attempt now; its attempt row
+                    // is written when the attempt ends.
                     let (state, attempts, next_attempt_at, lease_owner, lease_expires_at, due_at) =
                         match &d.claimed {
                             Some((lease, expires)) => {
-                                added.attempts.push(shared::AttemptRow {
-                                    delivery_id: lease.delivery_id.as_str(),
-                                    attempt: i64::from(lease.attempt),
-                                    node_id: lease.owner.as_str(),
-                                    started_at: now,
-                                });
                                 let expires = shared::micros(*expires);
                                 ("sending", 1, None, Some(lease.owner.as_str()), Some(expires), expires)
                             }
@@ -179,6 +175,7 @@ macro_rules! write_ops {
                         lease_owner,
                         lease_expires_at,
                         due_at,
+                        attempt_started_at: d.claimed.as_ref().map(|_| now),
                         mapping_version: t.payload.mapping_version.as_str(),
                         now,
                     });
