@@ -57,6 +57,8 @@ impl PostgresStore {
              SELECT system_id, state, SUM(n) FROM gone
              GROUP BY system_id, state HAVING SUM(n) <> 0",
     );
+    /// Triggers count every change of state (migration 0007).
+    const COUNT_CHANGE: Option<&'static str> = None;
     /// The channel of [`Self::BREAKER_SIGNAL`].
     const BREAKER_CHANNEL: &'static str = "yimen_breakers";
 

@@ -69,8 +69,11 @@ impl SqliteStore {
     const READ_SNAPSHOT: &'static str = "BEGIN";
     /// One node per file: nobody to tell.
     const BREAKER_SIGNAL: Option<&'static str> = None;
-    /// One row per count already (one writer, row triggers): nothing to fold.
+    /// One row per count already: nothing to fold.
     const FOLD_COUNTS: Option<&'static str> = None;
+    /// Writes count their changes of state themselves, through this statement
+    /// ([`super::sqlite_direct::CountChanges`]).
+    const COUNT_CHANGE: Option<&'static str> = Some(super::sqlite_direct::COUNT_CHANGE);
 
     /// Opens (creating if needed) `dir/yimen.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {

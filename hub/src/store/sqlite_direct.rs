@@ -13,6 +13,49 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 use super::shared;
 
+/// Net changes of the delivery counts (`delivery_counts`) a write makes, by (system, state),
+/// applied with one statement per count at the end of the write: row triggers cost more than
+/// the rows they count (about 9 µs an insert, 5 µs a change of state, measured).
+#[derive(Debug, Default)]
+pub(crate) struct CountChanges(std::collections::BTreeMap<(String, &'static str), i64>);
+
+impl CountChanges {
+    /// One delivery of `system` moved from `from` (`None`: new) to `to`.
+    pub(crate) fn moved(&mut self, system: &str, from: Option<&str>, to: &str) {
+        if from == Some(to) {
+            return;
+        }
+        if let Some(from) = from.and_then(state_name) {
+            *self.0.entry((system.to_owned(), from)).or_default() -= 1;
+        }
+        if let Some(to) = state_name(to) {
+            *self.0.entry((system.to_owned(), to)).or_default() += 1;
+        }
+    }
+
+    /// Applies the changes.
+    pub(crate) fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mut add = conn.prepare_cached(COUNT_CHANGE)?;
+        for ((system, state), n) in self.0.iter().filter(|(_, n)| **n != 0) {
+            add.execute(params![system, state, n])?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds `?3` to the count of (`?1` system, `?2` state).
+pub(crate) const COUNT_CHANGE: &str = "INSERT INTO delivery_counts (system_id, state, n)
+     VALUES (?1, ?2, ?3)
+     ON CONFLICT (system_id, state) DO UPDATE SET n = n + excluded.n";
+
+/// The stored spelling of a delivery state, as a `'static` key.
+fn state_name(state: &str) -> Option<&'static str> {
+    state
+        .parse::<super::DeliveryState>()
+        .ok()
+        .map(super::DeliveryState::as_str)
+}
+
 /// Inserts an intake batch: the cases first (a number already stored is skipped, and looked up
 /// afterwards), then the other rows of the cases inserted, then their feed entries.
 pub(crate) fn write_intake(
@@ -73,6 +116,7 @@ pub(crate) fn write_intake(
             ])?;
         }
     }
+    let mut counts = CountChanges::default();
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, case_id, system_id, idempotency_key, state, attempts,
              next_attempt_at, lease_owner, lease_expires_at, due_at, attempt_started_at,
@@ -95,7 +139,9 @@ pub(crate) fn write_intake(
             d.mapping_version,
             d.now,
         ])?;
+        counts.moved(d.system_id, None, d.state);
     }
+    counts.write(conn)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO payloads (delivery_id, mapping_version, content_type, extension, body,
              fields_json)
@@ -142,6 +188,7 @@ pub(crate) fn write_completions(
     let mut read =
         conn.prepare_cached("SELECT state, lease_owner FROM deliveries WHERE id = ?1")?;
     let mut written = shared::CompletionsWritten::default();
+    let mut counts = CountChanges::default();
     for r in rows {
         // An `UPDATE … RETURNING` makes all its changes at its first step.
         let changed: Option<(String, String, i64)> = update
@@ -175,6 +222,7 @@ pub(crate) fn write_completions(
                     r.error,
                     r.excerpt,
                 ])?;
+                counts.moved(&system_id, Some("sending"), r.state);
                 let ids = (case_id, system_id);
                 written.updated.insert(r.delivery_id.to_owned(), ids);
             }
@@ -186,6 +234,7 @@ pub(crate) fn write_completions(
             }
         }
     }
+    counts.write(conn)?;
     write_feed(
         conn,
         shared::completion_feed(rows, &written.updated, now).entries(),
@@ -208,9 +257,10 @@ pub(crate) fn write_claim(
     limit: usize,
     caps: &super::ClaimCaps,
 ) -> Result<shared::ClaimWritten, StoreError> {
-    let mut picked: Vec<String> = Vec::new();
+    // (id, state before the claim)
+    let mut picked: Vec<(String, String)> = Vec::new();
     let mut probe = conn.prepare_cached(
-        "SELECT id FROM deliveries
+        "SELECT id, state FROM deliveries
          WHERE system_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2
          ORDER BY due_at LIMIT ?3",
     )?;
@@ -219,7 +269,9 @@ pub(crate) fn write_claim(
         if room == 0 {
             continue;
         }
-        let due = probe.query_map(params![system, now, as_limit(room)], |row| row.get(0))?;
+        let due = probe.query_map(params![system, now, as_limit(room)], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
         for id in due {
             picked.push(id?);
         }
@@ -254,10 +306,14 @@ pub(crate) fn write_claim(
          FROM payloads WHERE delivery_id = ?1",
     )?;
     let mut cases = HashSet::new();
-    for id in picked {
-        expire.execute(params![id, now])?;
+    let mut counts = CountChanges::default();
+    for (id, state) in picked {
+        if state == "sending" {
+            expire.execute(params![id, now])?;
+        }
         let (case_id, system_id, key, attempts, previous): (String, String, String, i64, _) =
             take.query_row(params![id, node_id, expires, now], |row| row.try_into())?;
+        counts.moved(&system_id, Some(&state), "sending");
         // A delivery without its payload is reported by the caller, as corrupt.
         if let Some(found) = payload
             .query_row(params![id], |row| row.try_into())
@@ -279,21 +335,22 @@ pub(crate) fn write_claim(
             written.materials.push(row?);
         }
     }
+    counts.write(conn)?;
     Ok(written)
 }
 
-/// Due deliveries of the systems `caps` does not list, oldest first: at most `room` in all and
-/// `cap` of each system.
+/// Due deliveries `(id, state)` of the systems `caps` does not list, oldest first: at most
+/// `room` in all and `cap` of each system.
 fn others_due(
     conn: &Connection,
     now: i64,
     room: usize,
     cap: usize,
     caps: &super::ClaimCaps,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     let listed = caps.per_system.len();
     let mut sql = String::from(
-        "SELECT id, system_id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ?1",
+        "SELECT id, system_id, state FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ?1",
     );
     if listed > 0 {
         let places: Vec<String> = (0..listed).map(|i| format!("?{}", i + 3)).collect();
@@ -305,16 +362,20 @@ fn others_due(
     values.extend(caps.per_system.keys().map(|s| s as &dyn rusqlite::ToSql));
     let mut query = conn.prepare_cached(&sql)?;
     let rows = query.query_map(values.as_slice(), |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+        ))
     })?;
     let mut taken: HashMap<String, usize> = HashMap::new();
     let mut picked = Vec::new();
     for row in rows {
-        let (id, system) = row?;
+        let (id, system, state) = row?;
         let count = taken.entry(system).or_default();
         if *count < cap {
             *count += 1;
-            picked.push(id);
+            picked.push((id, state));
         }
     }
     Ok(picked)

@@ -167,6 +167,7 @@ macro_rules! operate_ops {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                    Self::count_moved(&mut tx, &system_id, "dead", "queued").await?;
                     let record = ReplayRecord {
                         replay_id: shared::new_id(),
                         delivery_id,
