@@ -227,10 +227,11 @@ impl PostgresStore {
     /// Records completions with one prepared statement: a guarded update of the deliveries
     /// joined to the outcomes as arrays (`UNNEST`; only rows whose lease is still held change),
     /// and, in a data-modifying `WITH` part, the finished attempt rows of those that changed,
-    /// from the values the first part returns. (A row already there, written by a node of an
-    /// older version at the attempt's start, is finished in place.) (Joining the outcomes a second time there let a generic
-    /// plan, which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a
-    /// batch of 249.) Returns (delivery id, case id, system id) of the deliveries updated.
+    /// from the values the first part returns; a row already there, written at the attempt's
+    /// start by a node of an older version, is finished in place. (Joining the outcomes a
+    /// second time there let a generic plan, which expects 10 rows, compare every outcome with
+    /// every other: 40 of 48 ms for a batch of 249.) Returns (delivery id, case id, system id)
+    /// of the deliveries updated.
     ///
     /// The rows are locked first, in id order ([`Self::lock_deliveries`], as the lease keeper
     /// does): two writes that lock the same rows in different orders would deadlock, and
@@ -527,7 +528,7 @@ impl PostgresStore {
 struct Candidate {
     id: String,
     system_id: String,
-    /// Still `sending`: its lease ran out, and its open attempt must be closed.
+    /// Still `sending`: its lease ran out, and that attempt is written as ended by the lease.
     lease_expired: bool,
 }
 

@@ -162,8 +162,9 @@ pub(crate) fn write_intake(
 }
 
 /// Records outcomes: per outcome, a guarded update of the delivery (only a row whose lease is
-/// still held changes) and its finished attempt row; for one whose lease did not hold, a read of the
-/// delivery as stored. Then the feed entries of the deliveries that ended.
+/// still held changes) and its finished attempt row; for one whose lease did not hold, a read
+/// of the delivery as stored. Then the count changes and the feed entries of the deliveries
+/// that ended.
 pub(crate) fn write_completions(
     conn: &Connection,
     rows: &[shared::CompletionRow<'_>],

@@ -5,8 +5,8 @@ macro_rules! report_ops {
     ($store:ty, $db:ty) => {
         impl $store {
             async fn do_system_counters(&self) -> Result<Vec<SystemCounters>, StoreError> {
-                // Kept by triggers on deliveries (migration 0007): one row per system and
-                // state, or on PostgreSQL a few change rows each until they are folded.
+                // Kept as deliveries change (migration 0007): on SQLite one row per system and
+                // state, on PostgreSQL (triggers) a few change rows each until they are folded.
                 let rows: Vec<(String, String, i64)> = sqlx::query_as(
                     "SELECT system_id, state, CAST(SUM(n) AS BIGINT) FROM delivery_counts
                      GROUP BY system_id, state HAVING SUM(n) <> 0 ORDER BY system_id",
