@@ -17,7 +17,7 @@ use super::shared;
 /// applied with one statement per count at the end of the write: row triggers cost more than
 /// the rows they count (about 9 µs an insert, 5 µs a change of state, measured).
 #[derive(Debug, Default)]
-pub(crate) struct CountChanges(std::collections::BTreeMap<(String, &'static str), i64>);
+pub(crate) struct CountChanges(std::collections::BTreeMap<(String, String), i64>);
 
 impl CountChanges {
     /// One delivery of `system` moved from `from` (`None`: new) to `to`.
@@ -25,12 +25,16 @@ impl CountChanges {
         if from == Some(to) {
             return;
         }
-        if let Some(from) = from.and_then(state_name) {
-            *self.0.entry((system.to_owned(), from)).or_default() -= 1;
+        if let Some(from) = from {
+            *self
+                .0
+                .entry((system.to_owned(), from.to_owned()))
+                .or_default() -= 1;
         }
-        if let Some(to) = state_name(to) {
-            *self.0.entry((system.to_owned(), to)).or_default() += 1;
-        }
+        *self
+            .0
+            .entry((system.to_owned(), to.to_owned()))
+            .or_default() += 1;
     }
 
     /// Applies the changes.
@@ -47,14 +51,6 @@ impl CountChanges {
 pub(crate) const COUNT_CHANGE: &str = "INSERT INTO delivery_counts (system_id, state, n)
      VALUES (?1, ?2, ?3)
      ON CONFLICT (system_id, state) DO UPDATE SET n = n + excluded.n";
-
-/// The stored spelling of a delivery state, as a `'static` key.
-fn state_name(state: &str) -> Option<&'static str> {
-    state
-        .parse::<super::DeliveryState>()
-        .ok()
-        .map(super::DeliveryState::as_str)
-}
 
 /// Inserts an intake batch: the cases first (a number already stored is skipped, and looked up
 /// afterwards), then the other rows of the cases inserted, then their feed entries.

@@ -157,6 +157,8 @@ macro_rules! operate_ops {
                 };
                 let mut records = Vec::with_capacity(rows.len());
                 let mut feed = shared::Feed::default();
+                // Deliveries put back per system, counted once per system at the end.
+                let mut replayed: std::collections::BTreeMap<String, i64> = Default::default();
                 for (delivery_id, case_id, system_id, attempts) in rows {
                     sqlx::query(
                         "UPDATE deliveries SET state = 'queued', next_attempt_at = $2, due_at = $2,
@@ -167,7 +169,7 @@ macro_rules! operate_ops {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    Self::count_moved(&mut tx, &system_id, "dead", "queued").await?;
+                    *replayed.entry(system_id.clone()).or_default() += 1;
                     let record = ReplayRecord {
                         replay_id: shared::new_id(),
                         delivery_id,
@@ -190,6 +192,9 @@ macro_rules! operate_ops {
                     .await?;
                     feed.push(&case_id, "delivery_state", Some(&system_id), "queued", now);
                     records.push(record);
+                }
+                for (system_id, n) in &replayed {
+                    Self::count_moved(&mut tx, system_id, "dead", "queued", *n).await?;
                 }
                 Self::commit_with(tx, feed).await?;
                 tracing::info!(actor, replayed = records.len(), "dead letters replayed");

@@ -394,14 +394,14 @@ macro_rules! write_ops {
                         expected: "awaiting_clerk",
                     });
                 };
-                Self::count_moved(&mut tx, &system_id, "awaiting_clerk", "delivered").await?;
+                Self::count_moved(&mut tx, &system_id, "awaiting_clerk", "delivered", 1).await?;
                 let mut feed = shared::Feed::default();
                 feed.push(&case_id, "delivery_state", Some(&system_id), "delivered", now);
                 Self::commit_with(tx, feed).await?;
                 Ok(())
             }
 
-            /// Counts one delivery of `system` moved from `from` to `to`, where the backend
+            /// Counts `n` deliveries of `system` moved from `from` to `to`, where the backend
             /// counts in code ([`Self::COUNT_CHANGE`]; PostgreSQL's triggers count by
             /// themselves).
             async fn count_moved(
@@ -409,11 +409,12 @@ macro_rules! write_ops {
                 system: &str,
                 from: &str,
                 to: &str,
+                n: i64,
             ) -> Result<(), StoreError> {
                 let Some(change) = Self::COUNT_CHANGE else {
                     return Ok(());
                 };
-                for (state, n) in [(from, -1i64), (to, 1)] {
+                for (state, n) in [(from, -n), (to, n)] {
                     sqlx::query(change)
                         .bind(system)
                         .bind(state)
