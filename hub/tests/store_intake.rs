@@ -20,6 +20,7 @@ store_suite!(
     counters_and_backlog,
     reopening_applies_no_migration_twice,
     cancelled_inserts_leave_whole_cases_or_nothing,
+    nodes_taking_in_the_same_numbers_at_once_store_each_once,
 );
 
 /// The case is stored with `targets` deliveries, each with its payload.
@@ -244,6 +245,69 @@ async fn one_batch_answers_repeats_and_earlier_numbers(db: &TestDb) {
         .filter(|c| c.kind == "case_created")
         .count();
     assert_eq!(created_feed, 4);
+}
+
+/// Two nodes take in batches of the same numbers at the same moment, in opposite orders (a
+/// platform that sent each case to both): each number is stored once, with all its rows, both
+/// nodes answer with that case, and the feed has one `case_created` per case, in cursor order.
+async fn nodes_taking_in_the_same_numbers_at_once_store_each_once(db: &TestDb) {
+    let nodes = [db.store.clone(), db.node().await];
+    for round in 0..3 {
+        let numbers: Vec<String> = (0..24).map(|i| format!("N-{round}-{i}")).collect();
+        let mut batches = Vec::new();
+        for (n, node) in nodes.iter().enumerate() {
+            let mut cases: Vec<_> = numbers
+                .iter()
+                .map(|number| case(number, &["L01", "L02"]))
+                .collect();
+            if n == 1 {
+                cases.reverse();
+            }
+            let node = node.clone();
+            batches.push(tokio::spawn(async move { node.insert_cases(&cases).await }));
+        }
+        let mut answers: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut created = 0;
+        for (n, batch) in batches.into_iter().enumerate() {
+            let results = batch.await.unwrap().unwrap();
+            assert_eq!(results.len(), numbers.len());
+            for (i, result) in results.into_iter().enumerate() {
+                let number = if n == 1 {
+                    &numbers[numbers.len() - 1 - i]
+                } else {
+                    &numbers[i]
+                };
+                let case_id = match result {
+                    Ok(InsertOutcome::Created { case_id, .. }) => {
+                        created += 1;
+                        case_id
+                    }
+                    Ok(InsertOutcome::Existing { case_id }) => case_id,
+                    other => panic!("round {round}, {number}: {other:?}"),
+                };
+                answers.entry(number.clone()).or_default().push(case_id);
+            }
+        }
+        assert_eq!(
+            created,
+            numbers.len(),
+            "round {round}: each number created once"
+        );
+        for (number, ids) in &answers {
+            assert_eq!(ids.len(), 2, "{number}");
+            assert_eq!(ids[0], ids[1], "{number}: both nodes answer with one case");
+            assert_whole(db.store.as_ref(), &ids[0], 2).await;
+        }
+    }
+    let feed = db.store.changes_since(0, 1_000).await.unwrap();
+    let created: Vec<_> = feed.iter().filter(|c| c.kind == "case_created").collect();
+    assert_eq!(created.len(), 3 * 24);
+    let ids: std::collections::HashSet<_> = created.iter().map(|c| &c.case_id).collect();
+    assert_eq!(ids.len(), created.len(), "one entry per case");
+    assert!(
+        feed.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "the feed comes in cursor order"
+    );
 }
 
 async fn failing_insert_leaves_nothing(db: &TestDb) {

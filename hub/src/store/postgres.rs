@@ -59,6 +59,8 @@ impl PostgresStore {
     );
     /// Triggers count every change of state (migration 0007).
     const COUNT_CHANGE: Option<&'static str> = None;
+    /// A pooled connection idle this long is tested (a round trip) before it is used.
+    const TEST_IF_IDLE_FOR: Duration = Duration::from_secs(5);
     /// The channel of [`Self::BREAKER_SIGNAL`].
     const BREAKER_CHANNEL: &'static str = "yimen_breakers";
 
@@ -72,6 +74,18 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx tests every connection as it goes back to the pool; testing it again on the
+            // way out would add a round trip to every write. Only a connection idle for a while
+            // (the server may have gone away meanwhile) is tested before use.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= Self::TEST_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         POSTGRES_MIGRATOR.run(&pool).await?;
@@ -91,12 +105,22 @@ impl PostgresStore {
         Ok(WriteTx(self.writer.begin().await?))
     }
 
-    /// Inserts an intake batch with one statement: the cases (a number already stored is
+    /// Inserts and commits an intake batch with one statement, run outside an explicit
+    /// transaction, so PostgreSQL commits it on its own: the cases (a number already stored is
     /// skipped), then, through data-modifying `WITH` parts, the materials, deliveries and
-    /// payloads of the cases inserted. Each table's rows come as one array per column
-    /// (`UNNEST`), so the text does not depend on the number of rows and the statement stays
-    /// prepared: one round trip, no parse or plan per batch. Foreign keys are checked at the end
-    /// of the statement, when the parent rows are in. Returns the ids of the cases inserted.
+    /// payloads of the cases inserted, and a `case_created` feed entry for each. Each table's
+    /// rows come as one array per column (`UNNEST`), so the text does not depend on the number
+    /// of rows and the statement stays prepared: one round trip in all, no `BEGIN`, no
+    /// `COMMIT`, no parse or plan per batch. Every round trip costs a wait for a PostgreSQL
+    /// process to be scheduled, about 1 ms each on a busy 2-core machine, and the intake batch
+    /// is one writer's serial loop.
+    ///
+    /// The feed entries are formed under the feed lock (see the module doc), which the `l` part
+    /// takes only after counting every row the cases' insert returned: a conflict with a case
+    /// number another transaction is inserting waits before the lock is taken, never while
+    /// holding it, and nothing after the lock waits for a row another transaction holds (the
+    /// other rows are new, their keys fresh). Foreign keys are checked at the end of the
+    /// statement, when the parent rows are in. Returns the ids of the cases inserted.
     async fn insert_fresh(
         conn: &mut sqlx::PgConnection,
         cases: &[shared::CaseRow<'_>],
@@ -106,13 +130,13 @@ impl PostgresStore {
             return Ok(std::collections::HashSet::new());
         };
         let (m, d, p) = (&rows.materials, &rows.deliveries, &rows.payloads);
-        let ids: Vec<String> = sqlx::query_scalar(
+        let ids: Vec<String> = sqlx::query_scalar(concat!(
             "WITH c AS (
                  INSERT INTO cases (id, client_id, case_number, content_hash, case_json,
                      applicant_id_number, credit_code, status, created_at, updated_at)
                  SELECT r.*, $9, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
                      $5::text[], $6::text[], $7::text[], $8::text[]) AS r
-                 ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id
+                 ON CONFLICT (client_id, case_number) DO NOTHING RETURNING id, status
              ), m AS (
                  INSERT INTO materials (case_id, position, name, sha256, size, media_type, path)
                  SELECT r.* FROM UNNEST($10::text[], $11::bigint[], $12::text[], $13::text[],
@@ -138,9 +162,16 @@ impl PostgresStore {
                      AS r (delivery_id, mapping_version, content_type, extension, body,
                          fields_json)
                  WHERE r.delivery_id IN (SELECT id FROM d)
+             ), l AS MATERIALIZED (
+                 SELECT ",
+            feed_lock!(),
+            " FROM (SELECT count(*) AS n FROM c) AS inserted
+                     WHERE n > 0
              )
-             SELECT id FROM c",
-        )
+             INSERT INTO changes (case_id, kind, system_id, state, at)
+                 SELECT c.id, 'case_created', NULL, c.status, $9 FROM l CROSS JOIN c
+                 RETURNING case_id"
+        ))
         .bind(cases.iter().map(|c| c.id).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.client_id).collect::<Vec<_>>())
         .bind(cases.iter().map(|c| c.case_number).collect::<Vec<_>>())
@@ -444,15 +475,17 @@ impl PostgresStore {
         Ok(picked)
     }
 
-    /// Writes and commits an intake batch: the rows ([`Self::insert_fresh`]), a lookup of each
-    /// number stored before, and the feed entries of the cases inserted.
+    /// Writes and commits an intake batch ([`Self::insert_fresh`]), then looks up each number
+    /// stored before.
     async fn write_intake(
         &self,
         cases: &[shared::CaseRow<'_>],
         rows: shared::IntakeRows<'_>,
     ) -> Result<shared::IntakeWritten, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = Self::insert_fresh(&mut tx, cases, rows).await?;
+        let mut conn = self.writer.acquire().await?;
+        let inserted = Self::insert_fresh(&mut conn, cases, rows).await?;
+        // A stored case is never deleted, so the numbers skipped can be looked up after the
+        // commit.
         let mut stored = std::collections::HashMap::new();
         for case in cases.iter().filter(|c| !inserted.contains(c.id)) {
             let found: (String, String) = sqlx::query_as(
@@ -460,12 +493,10 @@ impl PostgresStore {
             )
             .bind(case.client_id)
             .bind(case.case_number)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             stored.insert(case.id.to_owned(), found);
         }
-        let feed = shared::created_feed(cases, &inserted);
-        Self::commit_with(tx, feed).await?;
         Ok(shared::IntakeWritten { inserted, stored })
     }
 
