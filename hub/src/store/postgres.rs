@@ -6,10 +6,15 @@
 //! take PostgreSQL's advisory migration lock, so nodes starting together apply them once.
 //!
 //! The change feed's cursor comes from a sequence; sequence values are handed out at insert,
-//! not at commit, so a transaction writes its feed entries last, under a transaction-scoped
-//! advisory lock held until commit: commit order then equals cursor order, and a reader that
-//! saw cursor N will never later find N-1. Taken after every row lock, the advisory lock never
-//! waits inside a cycle of row locks, so it adds no deadlock.
+//! not at commit, so a transaction writes its feed entries under a transaction-scoped advisory
+//! lock held until commit: commit order then equals cursor order, and a reader that saw cursor
+//! N will never later find N-1. A transaction takes the lock only once it has every row lock
+//! it will wait for (the feed entries last, or, in the one-statement intake and completion
+//! writes, a part that runs after the row locks and before rows that are new or already
+//! locked), so the advisory lock never waits inside a cycle of row locks and adds no deadlock.
+//!
+//! The hot writes (intake batches, completions) are one statement each, sent outside an
+//! explicit transaction: PostgreSQL commits it on its own, in one round trip.
 
 use std::time::Duration;
 
@@ -386,14 +391,22 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        let rows: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(
-            "UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
-                 THEN 'lease_expired' ELSE last_outcome END,
-                 state = 'sending', attempts = attempts + 1, lease_owner = $2,
-                 lease_expires_at = $3, due_at = $3, next_attempt_at = NULL,
-                 attempt_started_at = $4, updated_at = $4
-             WHERE id = ANY($1)
-             RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome",
+        // The update and the payloads' read in one statement; the materials by one array of
+        // case ids. (A list of parameters, one per id, made a new statement text for every
+        // batch size: parsed and planned again, with a round trip to describe it.)
+        let claimed: Vec<ClaimedRow> = sqlx::query_as(
+            "WITH u AS (
+                 UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
+                     THEN 'lease_expired' ELSE last_outcome END,
+                     state = 'sending', attempts = attempts + 1, lease_owner = $2,
+                     lease_expires_at = $3, due_at = $3, next_attempt_at = NULL,
+                     attempt_started_at = $4, updated_at = $4
+                 WHERE id = ANY($1)
+                 RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome
+             )
+             SELECT u.id, u.case_id, u.system_id, u.idempotency_key, u.attempts, u.last_outcome,
+                 p.mapping_version, p.content_type, p.extension, p.body, p.fields_json
+             FROM u LEFT JOIN payloads p ON p.delivery_id = u.id",
         )
         .bind(&ids)
         .bind(node_id)
@@ -401,10 +414,21 @@ impl PostgresStore {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-
-        let case_ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-        let payloads = Self::payload_rows(&mut tx, &ids).await?;
-        let materials = Self::material_rows(&mut tx, &case_ids).await?;
+        let case_ids: Vec<&str> = claimed.iter().map(|r| r.case_id.as_str()).collect();
+        let materials: Vec<shared::MaterialRead> = sqlx::query_as(
+            "SELECT case_id, name, sha256, size, media_type, path FROM materials
+             WHERE case_id = ANY($1) ORDER BY case_id, position",
+        )
+        .bind(&case_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut rows = Vec::with_capacity(claimed.len());
+        let mut payloads = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let (row, payload) = row.split();
+            rows.push(row);
+            payloads.extend(payload);
+        }
         tx.commit().await?;
         Ok(shared::ClaimWritten {
             rows,
@@ -580,6 +604,57 @@ struct Candidate {
     system_id: String,
     /// Still `sending`: its lease ran out, and that attempt is written as ended by the lease.
     lease_expired: bool,
+}
+
+/// A delivery a claim took, with its payload (`None` columns if it has none; the caller
+/// reports that).
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    case_id: String,
+    system_id: String,
+    idempotency_key: String,
+    attempts: i64,
+    last_outcome: Option<String>,
+    mapping_version: Option<String>,
+    content_type: Option<String>,
+    extension: Option<String>,
+    body: Option<Vec<u8>>,
+    fields_json: Option<String>,
+}
+
+impl ClaimedRow {
+    /// The delivery as [`shared::ClaimWritten::rows`] holds it, and its payload if it has one.
+    fn split(self) -> (shared::ClaimedRead, Option<shared::PayloadRead>) {
+        let payload = match (
+            self.mapping_version,
+            self.content_type,
+            self.extension,
+            self.body,
+            self.fields_json,
+        ) {
+            (Some(version), Some(content_type), Some(extension), Some(body), Some(fields)) => {
+                Some((
+                    self.id.clone(),
+                    version,
+                    content_type,
+                    extension,
+                    body,
+                    fields,
+                ))
+            }
+            _ => None,
+        };
+        let row = (
+            self.id,
+            self.case_id,
+            self.system_id,
+            self.idempotency_key,
+            self.attempts,
+            self.last_outcome,
+        );
+        (row, payload)
+    }
 }
 
 /// One write: a transaction of its own (PostgreSQL groups concurrent commits itself).

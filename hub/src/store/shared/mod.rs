@@ -57,6 +57,10 @@ impl IntakeRows<'_> {
 /// fields_json)`.
 pub(crate) type PayloadRead = (String, String, String, String, Vec<u8>, String);
 
+/// A delivery a claim took, as stored: `(id, case_id, system_id, idempotency_key, attempts,
+/// last_outcome)`.
+pub(crate) type ClaimedRead = (String, String, String, String, i64, Option<String>);
+
 /// A material as stored: `(case_id, name, sha256, size, media_type, path)`.
 pub(crate) type MaterialRead = (String, String, String, i64, String, String);
 
@@ -67,7 +71,7 @@ pub(crate) struct ClaimWritten {
     /// The deliveries now `sending` under the claimer's lease: `(id, case_id, system_id,
     /// idempotency_key, attempts, last_outcome)`, `last_outcome` being `lease_expired` for one
     /// whose earlier lease had run out.
-    pub rows: Vec<(String, String, String, String, i64, Option<String>)>,
+    pub rows: Vec<ClaimedRead>,
     /// Their payloads.
     pub payloads: Vec<PayloadRead>,
     /// Their cases' materials, by case in position order.
