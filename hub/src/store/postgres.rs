@@ -261,9 +261,8 @@ impl PostgresStore {
     }
 
     /// Records and commits completions with one prepared statement, run outside an explicit
-    /// transaction (one round trip, as [`Self::insert_fresh`]; five round trips before, with
-    /// `BEGIN`, a locking statement, the feed and `COMMIT`, which cost five-target runs about a
-    /// sixth of their deliveries per second). The parts, in the order they run:
+    /// transaction (one round trip, as [`Self::insert_fresh`]; five before: `BEGIN`, a locking
+    /// statement, the update, the feed entries and `COMMIT`). Its parts:
     /// - `k` locks the rows in id order, as the lease keeper does
     ///   ([`Self::lock_deliveries`]): two writes that lock the same rows in different orders
     ///   would deadlock, and PostgreSQL would abort one. The update reads `k` through a
@@ -273,12 +272,13 @@ impl PostgresStore {
     ///   only rows whose lease is still held change.
     /// - `a`, the finished attempt rows of those that changed, from the values `d` returns (a
     ///   row already there, written at the attempt's start by a node of an older version, is
-    ///   finished in place). (Joining the outcomes a second time there let a generic plan,
-    ///   which expects 10 rows, compare every outcome with every other: 40 of 48 ms for a batch
-    ///   of 249.)
+    ///   finished in place; only a holder of the delivery's row lock writes its attempt rows).
+    ///   (Joining the outcomes a second time there let a generic plan, which expects 10 rows,
+    ///   compare every outcome with every other: 40 of 48 ms for a batch of 249.)
     /// - `f`, a `delivery_state` feed entry for each delivery that ended (delivered, dead, or
     ///   waiting for a clerk), formed under the feed lock, which `l` takes only once `d` is
-    ///   done and only if there is an entry to write.
+    ///   done and only if there is an entry to write. Whenever `a` runs, before or after `l`,
+    ///   it waits for no other transaction: its rows are new or under the locks `k` holds.
     ///
     /// Returns (delivery id, case id, system id) of the deliveries updated.
     async fn complete_rows(
