@@ -74,10 +74,12 @@ fn clone_sql(backend: Backend, table: &str, condition: &str, cols: &[String]) ->
     }
 }
 
-/// Clones case `template` `copies` times in one transaction, then checkpoints (SQLite) or
-/// analyses (PostgreSQL) as a long-running node would have.
+/// Clones case `template` `copies` times in one transaction, counts the deliveries where the
+/// store's own writes would have (`$recount`: SQLite counts in the store's code, which these raw
+/// inserts bypass; PostgreSQL's triggers count them), then checkpoints (SQLite) or analyses
+/// (PostgreSQL) as a long-running node would have.
 macro_rules! clone_with {
-    ($conn:ty, $store:expr, $backend:expr, $template:expr, $copies:expr, $after:expr) => {{
+    ($conn:ty, $store:expr, $backend:expr, $template:expr, $copies:expr, $recount:expr, $after:expr) => {{
         let mut conn = <$conn>::connect(&$store.url).await?;
         let mut tx = conn.begin().await?;
         for (table, condition) in TABLES {
@@ -100,6 +102,10 @@ macro_rules! clone_with {
                 started.elapsed().as_secs_f64()
             );
         }
+        let recount: Option<&str> = $recount;
+        if let Some(recount) = recount {
+            sqlx::raw_sql(recount).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         sqlx::query($after).execute(&mut conn).await?;
         conn.close().await?;
@@ -120,6 +126,11 @@ async fn clone_case(
             backend,
             template,
             copies,
+            Some(
+                "DELETE FROM delivery_counts;
+                 INSERT INTO delivery_counts (system_id, state, n)
+                     SELECT system_id, state, COUNT(*) FROM deliveries GROUP BY system_id, state"
+            ),
             "PRAGMA wal_checkpoint(TRUNCATE)"
         ),
         Backend::Postgres => {
@@ -129,6 +140,7 @@ async fn clone_case(
                 backend,
                 template,
                 copies,
+                None,
                 "ANALYZE"
             )
         }
