@@ -18,11 +18,6 @@ mod backlog;
 mod drive;
 mod fleet;
 
-/// The same allocator as the hub's: the load generator shares the machine with what it
-/// measures, and glibc's spent about a seventh of its and the mocks' samples there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +26,11 @@ use anyhow::{Context, Result, bail};
 
 use drive::{Body, Tally};
 use fleet::{Backend, Fleet, StoreSpot, cpu_secs, load_average};
+
+/// The same allocator as the hub's: the load generator shares the machine with what it
+/// measures, and glibc's spent about a seventh of its and the mocks' samples there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What one run does, from the command line.
 #[derive(Debug, Clone)]
