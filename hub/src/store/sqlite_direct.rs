@@ -242,7 +242,7 @@ pub(crate) fn write_completions(
 /// Takes up to `limit` due deliveries under `node_id`'s lease until `expires`, oldest first, and
 /// reads their payloads and their cases' materials. Each listed system gives at most its cap,
 /// from one probe of the `(system_id, due_at)` index; the unlisted ones at most `caps.others`
-/// each, from the `(due_at)` index. The group's transaction excludes every other writer, so
+/// each, from one probe per system with due deliveries ([`others_due`]). The group's transaction excludes every other writer, so
 /// nothing needs locking. A delivery still `sending` here had a lease that ran out (its node
 /// died mid-attempt): that attempt is written now, as ended by the lease (`lease_expired`).
 /// The attempt begun here is written when it ends.
@@ -337,7 +337,9 @@ pub(crate) fn write_claim(
 }
 
 /// Due deliveries `(id, state)` of the systems `caps` does not list, oldest first: at most
-/// `room` in all and `cap` of each system.
+/// `room` in all and `cap` of each system. The systems with due deliveries come from the
+/// delivery counts (a handful of rows); each is probed through `(system_id, due_at)` as a
+/// listed one is, and the oldest of what the probes found are kept.
 fn others_due(
     conn: &Connection,
     now: i64,
@@ -345,37 +347,34 @@ fn others_due(
     cap: usize,
     caps: &super::ClaimCaps,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let listed = caps.per_system.len();
-    let mut sql = String::from(
-        "SELECT id, system_id, state FROM deliveries WHERE due_at IS NOT NULL AND due_at <= ?1",
-    );
-    if listed > 0 {
-        let places: Vec<String> = (0..listed).map(|i| format!("?{}", i + 3)).collect();
-        sql.push_str(&format!(" AND system_id NOT IN ({})", places.join(", ")));
-    }
-    sql.push_str(" ORDER BY due_at LIMIT ?2");
-    let room = as_limit(room);
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &room];
-    values.extend(caps.per_system.keys().map(|s| s as &dyn rusqlite::ToSql));
-    let mut query = conn.prepare_cached(&sql)?;
-    let rows = query.query_map(values.as_slice(), |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut taken: HashMap<String, usize> = HashMap::new();
-    let mut picked = Vec::new();
-    for row in rows {
-        let (id, system, state) = row?;
-        let count = taken.entry(system).or_default();
-        if *count < cap {
-            *count += 1;
-            picked.push((id, state));
+    let mut systems = conn.prepare_cached(
+        "SELECT system_id FROM delivery_counts
+         WHERE state IN ('queued', 'retry_wait', 'sending')
+         GROUP BY system_id HAVING SUM(n) > 0",
+    )?;
+    let systems: Vec<String> = systems
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut probe = conn.prepare_cached(
+        "SELECT id, state, due_at FROM deliveries
+         WHERE system_id = ?1 AND due_at IS NOT NULL AND due_at <= ?2
+         ORDER BY due_at LIMIT ?3",
+    )?;
+    let mut found: Vec<(i64, String, String)> = Vec::new();
+    for system in systems.iter().filter(|s| !caps.per_system.contains_key(*s)) {
+        let rows = probe.query_map(params![system, now, as_limit(cap.min(room))], |row| {
+            Ok((row.get(2)?, row.get(0)?, row.get(1)?))
+        })?;
+        for row in rows {
+            found.push(row?);
         }
     }
-    Ok(picked)
+    found.sort();
+    Ok(found
+        .into_iter()
+        .take(room)
+        .map(|(_, id, state)| (id, state))
+        .collect())
 }
 
 /// A row count as SQLite's `LIMIT` takes it.

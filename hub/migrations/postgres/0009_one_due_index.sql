@@ -1,0 +1,6 @@
+-- Claims probe due deliveries per line system, through (system_id, due_at); a claim of the
+-- systems not listed probes each that the delivery counts show with due deliveries. The index
+-- on due_at alone served only that claim, and it cost an entry on every insert and every claim.
+-- It also misled the generic plan of the per-system probe: PostgreSQL walked every system's due
+-- rows through it, filtering by system.
+DROP INDEX deliveries_due;
