@@ -18,11 +18,11 @@ pub fn excerpt(text: &str, secrets: &[&Secret]) -> String {
 /// Masks the given secrets (as `[redacted]`), resident ID numbers (`1101**********002X`) and
 /// mobile numbers (`138****8000`) in a text of any length.
 pub fn mask(text: &str, secrets: &[&Secret]) -> String {
-    let mut out = text.to_owned();
+    let mut out = std::borrow::Cow::Borrowed(text);
     for secret in secrets {
         let value = secret.expose();
-        if !value.is_empty() {
-            out = out.replace(value, "[redacted]");
+        if !value.is_empty() && out.contains(value) {
+            out = out.replace(value, "[redacted]").into();
         }
     }
     mask_personal_numbers(&out)
@@ -41,24 +41,26 @@ pub fn cap(text: &str, limit: usize) -> String {
 }
 
 fn mask_personal_numbers(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
+    // By bytes: the digits and the `X` of an ID number are ASCII, and no byte of a multi-byte
+    // UTF-8 character is, so every token starts and ends on a character boundary and the
+    // characters around it are told apart by their bytes alone.
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
     let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_digit()) {
-            out.push(chars[i]);
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let id_tail = run == 17 && matches!(chars.get(i + 17), Some('X' | 'x'));
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let id_tail = run == 17 && matches!(bytes.get(i + 17), Some(b'X' | b'x'));
         let token_len = if id_tail { 18 } else { run };
-        let token = &chars[i..i + token_len];
-        let next_is_word = chars
+        let next_is_word = bytes
             .get(i + token_len)
-            .is_some_and(|c| c.is_ascii_alphanumeric());
+            .is_some_and(|b| b.is_ascii_alphanumeric());
         let is_id = token_len == 18 && !next_is_word;
-        let is_phone = token_len == 11 && token[0] == '1' && matches!(token[1], '3'..='9');
+        let is_phone = token_len == 11 && bytes[i] == b'1' && matches!(bytes[i + 1], b'3'..=b'9');
         let keep = if is_id {
             Some((4, 4))
         } else if is_phone {
@@ -66,16 +68,17 @@ fn mask_personal_numbers(text: &str) -> String {
         } else {
             None
         };
-        match keep {
-            Some((head, tail)) => {
-                out.extend(&token[..head]);
-                out.extend(std::iter::repeat_n('*', token_len - head - tail));
-                out.extend(&token[token_len - tail..]);
-            }
-            None => out.extend(token),
+        if let Some((head, tail)) = keep {
+            let token = &text[i..i + token_len];
+            out.push_str(&text[copied..i]);
+            out.push_str(&token[..head]);
+            out.extend(std::iter::repeat_n('*', token_len - head - tail));
+            out.push_str(&token[token_len - tail..]);
+            copied = i + token_len;
         }
         i += token_len;
     }
+    out.push_str(&text[copied..]);
     out
 }
 
@@ -91,6 +94,84 @@ mod tests {
             masked,
             "申请人身份证1101**********002X，电话138****8000，编号L01-20261128-000001"
         );
+    }
+
+    /// The masking as first written, by characters: the reference for the one by bytes.
+    fn first_mask(text: &str) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_digit()) {
+                out.push(chars[i]);
+                i += 1;
+                continue;
+            }
+            let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let id_tail = run == 17 && matches!(chars.get(i + 17), Some('X' | 'x'));
+            let token_len = if id_tail { 18 } else { run };
+            let token = &chars[i..i + token_len];
+            let next_is_word = chars
+                .get(i + token_len)
+                .is_some_and(|c| c.is_ascii_alphanumeric());
+            let is_id = token_len == 18 && !next_is_word;
+            let is_phone = token_len == 11 && token[0] == '1' && matches!(token[1], '3'..='9');
+            let keep = if is_id {
+                Some((4, 4))
+            } else if is_phone {
+                Some((3, 4))
+            } else {
+                None
+            };
+            match keep {
+                Some((head, tail)) => {
+                    out.extend(&token[..head]);
+                    out.extend(std::iter::repeat_n('*', token_len - head - tail));
+                    out.extend(&token[token_len - tail..]);
+                }
+                None => out.extend(token),
+            }
+            i += token_len;
+        }
+        out
+    }
+
+    #[test]
+    fn masking_by_bytes_masks_what_masking_by_characters_did() {
+        // Every mix of digit runs around the lengths that matter, `X`, letters, CJK and rare
+        // characters, from a fixed pseudo-random sequence.
+        let pieces = [
+            "1",
+            "13",
+            "0",
+            "X",
+            "x",
+            "a",
+            "中",
+            "𠀀",
+            " ",
+            "，",
+            "-",
+            "\n",
+            "é",
+            "9",
+            "11010519491231002",
+            "13800138000",
+            "1380013800",
+            "440106199001011234",
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 12) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            state = state.wrapping_add(0x2545_F491_4F6C_DD1D);
+            assert_eq!(mask(&text, &[]), first_mask(&text), "{text:?}");
+        }
     }
 
     #[test]
