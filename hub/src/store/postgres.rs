@@ -262,7 +262,7 @@ impl PostgresStore {
     /// transaction (one round trip, as [`Self::insert_fresh`]; five before: `BEGIN`, a locking
     /// statement, the update, the feed entries and `COMMIT`). Its parts:
     /// - `k` locks the rows in id order, as the lease keeper does
-    ///   ([`Self::lock_deliveries`]): two writes that lock the same rows in different orders
+    ///   ([`Self::write_renewals`]): two writes that lock the same rows in different orders
     ///   would deadlock, and PostgreSQL would abort one. The update reads `k` through a
     ///   one-time filter, so `k` has locked every row before the update touches one. (A join
     ///   with `k` would compare every outcome with every other in a generic plan.)
@@ -530,15 +530,47 @@ impl PostgresStore {
 
     /// Locks the delivery rows `ids` in id order, so that writes locking many of the same rows
     /// (the lease keeper's renewals, completions) wait for each other instead of deadlocking.
-    async fn lock_deliveries(
-        conn: &mut sqlx::PgConnection,
-        ids: &[&str],
-    ) -> Result<(), StoreError> {
-        sqlx::query("SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(ids)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+    /// Extends to `until` each lease still held as its token says (`sending`, same owner and
+    /// attempt), with one statement outside an explicit transaction, as
+    /// [`Self::complete_rows`] writes: the rows are locked in id order by a part the update
+    /// reads through a one-time filter, as completions lock them, and are held only while
+    /// the statement runs and commits. (Before, a transaction locked them, then updated
+    /// them in chunks of 500 rows, each chunk size a new statement text to parse and plan,
+    /// then committed: the rows stayed locked over four round trips or more, while the
+    /// completions of those deliveries waited.) Returns the ids extended.
+    async fn write_renewals(
+        &self,
+        leases: &[LeaseToken],
+        until: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let kept: Vec<String> = sqlx::query_scalar(
+            "WITH k AS MATERIALIZED (
+                 SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE
+             )
+             UPDATE deliveries SET lease_expires_at = $4, due_at = $4
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS v (id, owner, attempt)
+             WHERE (SELECT count(*) FROM k) >= 0 AND deliveries.id = v.id
+                 AND deliveries.state = 'sending' AND deliveries.lease_owner = v.owner
+                 AND deliveries.attempts = v.attempt
+             RETURNING deliveries.id",
+        )
+        .bind(
+            leases
+                .iter()
+                .map(|l| l.delivery_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(leases.iter().map(|l| l.owner.as_str()).collect::<Vec<_>>())
+        .bind(
+            leases
+                .iter()
+                .map(|l| i64::from(l.attempt))
+                .collect::<Vec<_>>(),
+        )
+        .bind(until)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(kept.into_iter().collect())
     }
 
     async fn do_close(&self) {

@@ -185,12 +185,43 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Nothing to lock: one writer at a time, and it holds the whole database.
-    async fn lock_deliveries(
-        _conn: &mut sqlx::SqliteConnection,
-        _ids: &[&str],
-    ) -> Result<(), StoreError> {
-        Ok(())
+    /// Extends to `until` each lease still held as its token says (`sending`, same owner and
+    /// attempt), in the group's transaction: one multi-row `VALUES` per chunk. Returns the
+    /// ids extended.
+    async fn write_renewals(
+        &self,
+        leases: &[LeaseToken],
+        until: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut kept = std::collections::HashSet::with_capacity(leases.len());
+        for chunk in leases.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE deliveries SET lease_expires_at = ",
+            );
+            query.push_bind(until);
+            query.push(", due_at = ");
+            query.push_bind(until);
+            query.push(" FROM (");
+            query.push_values(chunk, |mut b, lease| {
+                b.push_bind(lease.delivery_id.as_str())
+                    .push_bind(lease.owner.as_str())
+                    .push_bind(i64::from(lease.attempt));
+            });
+            query.push(
+                ") AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'
+                 AND deliveries.lease_owner = v.column2 AND deliveries.attempts = v.column3
+                 RETURNING deliveries.id",
+            );
+            let ids: Vec<String> = query
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            kept.extend(ids);
+        }
+        tx.commit().await?;
+        Ok(kept)
     }
 
     async fn do_close(&self) {

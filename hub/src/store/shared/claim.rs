@@ -59,38 +59,7 @@ macro_rules! claim_ops {
                 if leases.is_empty() {
                     return Ok(Vec::new());
                 }
-                let until = shared::micros(until);
-                let mut tx = self.begin_write().await?;
-                // Locked in id order first, as completions lock them (see `lock_deliveries`).
-                let ids: Vec<&str> = leases.iter().map(|l| l.delivery_id.as_str()).collect();
-                Self::lock_deliveries(&mut tx, &ids).await?;
-                let mut kept = std::collections::HashSet::with_capacity(leases.len());
-                for chunk in leases.chunks(500) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE deliveries SET lease_expires_at = ",
-                    );
-                    query.push_bind(until);
-                    query.push(", due_at = ");
-                    query.push_bind(until);
-                    query.push(" FROM (");
-                    query.push_values(chunk, |mut b, lease| {
-                        b.push_bind(lease.delivery_id.as_str())
-                            .push_bind(lease.owner.as_str())
-                            .push_bind(i64::from(lease.attempt));
-                    });
-                    query.push(
-                        ") AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'
-                         AND deliveries.lease_owner = v.column2 AND deliveries.attempts = v.column3
-                         RETURNING deliveries.id",
-                    );
-                    let ids: Vec<String> = query
-                        .build_query_scalar()
-                        .persistent(false)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    kept.extend(ids);
-                }
-                tx.commit().await?;
+                let kept = self.write_renewals(leases, shared::micros(until)).await?;
                 Ok(leases
                     .iter()
                     .filter(|l| !kept.contains(&l.delivery_id))

@@ -13,8 +13,8 @@
 //! has `writer`/`reader` pools, `begin_write()`, `do_breaker_signals()`, `do_close()`,
 //! `write_intake()` (an intake batch, committed), `write_completions()` (outcomes, committed),
 //! `write_claim()` (due deliveries taken under a lease, committed),
-//! `write_feed()` (change feed), `lock_deliveries()` (row locks in id order before a write that
-//! changes many deliveries), `BACKEND`, `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
+//! `write_feed()` (change feed), `write_renewals()` (leases extended, committed), `BACKEND`,
+//! `LOCK_ROWS`, `FEED_LOCK` and `BREAKER_SIGNAL`.
 //! A macro rather than generics: sqlx's generic executor bounds would bury the SQL.
 
 mod claim;
