@@ -347,9 +347,10 @@ impl PostgresStore {
     }
 
     /// Takes up to `limit` due deliveries (each system at most its cap) under `node_id`'s lease
-    /// until `expires`, and reads their payloads and materials: candidates from the
-    /// `(system_id, due_at)` index, oldest first, locked with `FOR UPDATE SKIP LOCKED`, so that
-    /// claimers on several nodes never take the same delivery and never wait for each other.
+    /// until `expires`, and reads their payloads and materials: [`CLAIM`], one statement run
+    /// outside an explicit transaction (one round trip, where `BEGIN`, the candidates, the
+    /// attempts ended by expired leases, the update and `COMMIT` were five), then the
+    /// materials of the cases that have any.
     async fn write_claim(
         &self,
         node_id: &str,
@@ -358,91 +359,6 @@ impl PostgresStore {
         limit: usize,
         caps: &ClaimCaps,
     ) -> Result<shared::ClaimWritten, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let picked = Self::due_candidates(&mut tx, now, limit, caps).await?;
-        if picked.is_empty() {
-            tx.commit().await?;
-            return Ok(shared::ClaimWritten::default());
-        }
-        // One array of ids each: the statements' text stays the same whatever the batch's size.
-        let ids: Vec<&str> = picked.iter().map(|c| c.id.as_str()).collect();
-        // A delivery still `sending` here has an expired lease: its node died mid-attempt, and
-        // that attempt is written now, as ended by the lease. A round without one writes none.
-        let expired: Vec<&str> = picked
-            .iter()
-            .filter(|c| c.lease_expired)
-            .map(|c| c.id.as_str())
-            .collect();
-        if !expired.is_empty() {
-            sqlx::query(
-                "INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at,
-                     outcome)
-                 SELECT id, attempts, lease_owner, COALESCE(attempt_started_at, updated_at), $2,
-                     'lease_expired'
-                 FROM deliveries WHERE id = ANY($1) AND state = 'sending'
-                 ON CONFLICT (delivery_id, attempt) DO UPDATE SET
-                     finished_at = excluded.finished_at, outcome = excluded.outcome",
-            )
-            .bind(&expired)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // The update and the payloads' read in one statement; the materials by one array of
-        // case ids. (A list of parameters, one per id, made a new statement text for every
-        // batch size: parsed and planned again, with a round trip to describe it.)
-        let claimed: Vec<ClaimedRow> = sqlx::query_as(
-            "WITH u AS (
-                 UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
-                     THEN 'lease_expired' ELSE last_outcome END,
-                     state = 'sending', attempts = attempts + 1, lease_owner = $2,
-                     lease_expires_at = $3, due_at = $3, next_attempt_at = NULL,
-                     attempt_started_at = $4, updated_at = $4
-                 WHERE id = ANY($1)
-                 RETURNING id, case_id, system_id, idempotency_key, attempts, last_outcome
-             )
-             SELECT u.id, u.case_id, u.system_id, u.idempotency_key, u.attempts, u.last_outcome,
-                 p.mapping_version, p.content_type, p.extension, p.body, p.fields_json
-             FROM u LEFT JOIN payloads p ON p.delivery_id = u.id",
-        )
-        .bind(&ids)
-        .bind(node_id)
-        .bind(expires)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let case_ids: Vec<&str> = claimed.iter().map(|r| r.case_id.as_str()).collect();
-        let materials: Vec<shared::MaterialRead> = sqlx::query_as(
-            "SELECT case_id, name, sha256, size, media_type, path FROM materials
-             WHERE case_id = ANY($1) ORDER BY case_id, position",
-        )
-        .bind(&case_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut rows = Vec::with_capacity(claimed.len());
-        let mut payloads = Vec::with_capacity(claimed.len());
-        for row in claimed {
-            let (row, payload) = row.split();
-            rows.push(row);
-            payloads.extend(payload);
-        }
-        tx.commit().await?;
-        Ok(shared::ClaimWritten {
-            rows,
-            payloads,
-            materials,
-        })
-    }
-
-    /// Due candidates, at most `limit` and each system's cap: the listed systems with their
-    /// caps ([`CLAIM_LISTED`]), then, if the caps say so, every other system with due
-    /// deliveries ([`CLAIM_OTHERS`]).
-    async fn due_candidates(
-        tx: &mut WriteTx,
-        now: i64,
-        limit: usize,
-        caps: &ClaimCaps,
-    ) -> Result<Vec<Candidate>, StoreError> {
         let as_limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let (systems, system_caps): (Vec<&str>, Vec<i64>) = caps
             .per_system
@@ -450,30 +366,53 @@ impl PostgresStore {
             .filter(|(_, cap)| **cap > 0)
             .map(|(system, cap)| (system.as_str(), as_limit((*cap).min(limit))))
             .unzip();
-        let mut picked: Vec<Candidate> = if systems.is_empty() {
+        let others = caps.others.map_or(0, |cap| cap.min(limit));
+        if systems.is_empty() && others == 0 {
+            return Ok(shared::ClaimWritten::default());
+        }
+        let listed: Vec<&str> = caps.per_system.keys().map(String::as_str).collect();
+        let claimed: Vec<ClaimedRow> = sqlx::query_as(CLAIM)
+            .bind(&systems)
+            .bind(&system_caps)
+            .bind(now)
+            .bind(as_limit(limit))
+            .bind(as_limit(others))
+            .bind(&listed)
+            .bind(node_id)
+            .bind(expires)
+            .fetch_all(&self.writer)
+            .await?;
+        // A stored case's materials never change, so they can be read after the commit.
+        let mut case_ids: Vec<&str> = claimed
+            .iter()
+            .filter(|r| r.has_materials)
+            .map(|r| r.case_id.as_str())
+            .collect();
+        case_ids.sort_unstable();
+        case_ids.dedup();
+        let materials: Vec<shared::MaterialRead> = if case_ids.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as(CLAIM_LISTED)
-                .bind(&systems)
-                .bind(&system_caps)
-                .bind(now)
-                .bind(as_limit(limit))
-                .fetch_all(&mut **tx)
-                .await?
+            sqlx::query_as(
+                "SELECT case_id, name, sha256, size, media_type, path FROM materials
+                 WHERE case_id = ANY($1) ORDER BY case_id, position",
+            )
+            .bind(&case_ids)
+            .fetch_all(&self.reader)
+            .await?
         };
-        let room = limit.saturating_sub(picked.len());
-        if let Some(other_cap) = caps.others.filter(|cap| *cap > 0 && room > 0) {
-            let listed: Vec<&str> = caps.per_system.keys().map(String::as_str).collect();
-            let others: Vec<Candidate> = sqlx::query_as(CLAIM_OTHERS)
-                .bind(&listed)
-                .bind(now)
-                .bind(as_limit(other_cap.min(room)))
-                .bind(as_limit(room))
-                .fetch_all(&mut **tx)
-                .await?;
-            picked.extend(others);
+        let mut rows = Vec::with_capacity(claimed.len());
+        let mut payloads = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let (row, payload) = row.split();
+            rows.push(row);
+            payloads.extend(payload);
         }
-        Ok(picked)
+        Ok(shared::ClaimWritten {
+            rows,
+            payloads,
+            materials,
+        })
     }
 
     /// Writes and commits an intake batch ([`Self::insert_fresh`]), then looks up each number
@@ -528,8 +467,6 @@ impl PostgresStore {
         Ok(shared::CompletionsWritten { updated, current })
     }
 
-    /// Locks the delivery rows `ids` in id order, so that writes locking many of the same rows
-    /// (the lease keeper's renewals, completions) wait for each other instead of deadlocking.
     /// Extends to `until` each lease still held as its token says (`sending`, same owner and
     /// attempt), with one statement outside an explicit transaction, as
     /// [`Self::complete_rows`] writes: the rows are locked in id order by a part the update
@@ -586,49 +523,79 @@ impl PostgresStore {
     }
 }
 
-/// A claim's due candidates of the listed systems (`$1`, each at most its cap in `$2`), due at
-/// `$3`, at most `$4` in all: one probe of `(system_id, due_at)` per system, oldest first, each
-/// with its own `LIMIT` and row locks (`FOR UPDATE SKIP LOCKED`).
+/// A claim in one statement, run outside an explicit transaction. Its parameters: `$1` the
+/// listed systems and `$2` their caps, `$3` now, `$4` the most to take in all, `$5` the cap of
+/// each system not listed (`0`: none), `$6` every listed system (with room or not), `$7` the
+/// claiming node, `$8` when its lease expires. Its parts:
+/// - `l`, the listed systems' candidates: one probe of `(system_id, due_at)` per system, oldest
+///   first, each with its own `LIMIT` and row locks (`FOR UPDATE SKIP LOCKED`, so that claimers
+///   on several nodes never take the same delivery and never wait for each other).
+/// - `o`, the candidates of the systems not listed, if `$5` is over 0: each system the delivery
+///   counts show with due deliveries is probed as in `l`, and the oldest of what the probes
+///   found are kept, up to what `l` left of `$4`. (Rows locked by a probe and not kept are
+///   released at commit.)
+/// - `x`, the attempts ended by expired leases: a candidate still `sending` had a node that
+///   died mid-attempt, and that attempt is written now, from the row as it was.
+/// - `u`, the update that takes the candidates; the payloads come through a join, and whether
+///   the case has materials.
 ///
-/// The text is the same for any list of systems, so the statement is planned once, and the
+/// `x` and `u` find their rows by an array of ids, so that whatever number of candidates a
+/// generic plan expects, they probe the primary key and never join by scanning `deliveries`.
+///
+/// The text is the same for any list of systems, so the statement is planned once, and each
 /// probe's generic plan can only take `(system_id, due_at)` (migration 0009). A `UNION ALL` of
 /// one probe per system was a new statement for every number of systems, planned again on
 /// every run (about 4 ms for 68 systems); once PostgreSQL switched to its generic plan, each
-/// probe walked the `(due_at)` index, which dropped, filtering out every other system's due
+/// probe walked the `(due_at)` index (dropped since), filtering out every other system's due
 /// rows.
-pub const CLAIM_LISTED: &str = "SELECT c.id, c.lease_expired
-     FROM UNNEST($1::text[], $2::bigint[]) AS s (system_id, cap)
-     CROSS JOIN LATERAL (
-         SELECT id, state = 'sending' AS lease_expired FROM deliveries
-         WHERE system_id = s.system_id AND due_at IS NOT NULL AND due_at <= $3
-         ORDER BY due_at LIMIT s.cap FOR UPDATE SKIP LOCKED
-     ) AS c
-     LIMIT $4";
-
-/// A claim's due candidates of every system not in `$1` (due at `$2`, each at most `$3`, at
-/// most `$4` in all, oldest first). The systems with due deliveries come from the delivery
-/// counts (a handful of rows), and each is probed as in [`CLAIM_LISTED`]; the oldest of what
-/// the probes found are kept. (Rows locked by a probe and not kept are released at commit.)
-pub const CLAIM_OTHERS: &str = "WITH s AS (
-         SELECT system_id FROM delivery_counts
-         WHERE state IN ('queued', 'retry_wait', 'sending') AND NOT (system_id = ANY($1))
-         GROUP BY system_id HAVING SUM(n) > 0
+pub const CLAIM: &str = "WITH l AS MATERIALIZED (
+         SELECT c.id, c.lease_expired
+         FROM UNNEST($1::text[], $2::bigint[]) AS s (system_id, cap)
+         CROSS JOIN LATERAL (
+             SELECT id, state = 'sending' AS lease_expired FROM deliveries
+             WHERE system_id = s.system_id AND due_at IS NOT NULL AND due_at <= $3
+             ORDER BY due_at LIMIT s.cap FOR UPDATE SKIP LOCKED
+         ) AS c
+         LIMIT $4
+     ), o AS MATERIALIZED (
+         SELECT c.id, c.lease_expired
+         FROM (
+             SELECT system_id FROM delivery_counts
+             WHERE $5::bigint > 0 AND state IN ('queued', 'retry_wait', 'sending')
+                 AND NOT (system_id = ANY($6::text[]))
+             GROUP BY system_id HAVING SUM(n) > 0
+         ) AS s
+         CROSS JOIN LATERAL (
+             SELECT id, state = 'sending' AS lease_expired, due_at FROM deliveries
+             WHERE system_id = s.system_id AND due_at IS NOT NULL AND due_at <= $3
+             ORDER BY due_at LIMIT $5 FOR UPDATE SKIP LOCKED
+         ) AS c
+         ORDER BY c.due_at LIMIT GREATEST($4 - (SELECT count(*) FROM l), 0)
+     ), c AS (
+         SELECT id, lease_expired FROM l UNION ALL SELECT id, lease_expired FROM o
+     ), x AS (
+         INSERT INTO attempts (delivery_id, attempt, node_id, started_at, finished_at, outcome)
+         SELECT d.id, d.attempts, d.lease_owner, COALESCE(d.attempt_started_at, d.updated_at),
+             $3, 'lease_expired'
+         FROM deliveries d
+         WHERE d.id = ANY (ARRAY (SELECT id FROM c WHERE lease_expired))
+             AND d.state = 'sending'
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET
+             finished_at = excluded.finished_at, outcome = excluded.outcome
+     ), u AS (
+         UPDATE deliveries SET last_outcome = CASE WHEN state = 'sending'
+             THEN 'lease_expired' ELSE last_outcome END,
+             state = 'sending', attempts = attempts + 1, lease_owner = $7,
+             lease_expires_at = $8, due_at = $8, next_attempt_at = NULL,
+             attempt_started_at = $3, updated_at = $3
+         WHERE deliveries.id = ANY (ARRAY (SELECT id FROM c))
+         RETURNING deliveries.id, deliveries.case_id, deliveries.system_id,
+             deliveries.idempotency_key, deliveries.attempts, deliveries.last_outcome
      )
-     SELECT c.id, c.lease_expired
-     FROM s CROSS JOIN LATERAL (
-         SELECT id, state = 'sending' AS lease_expired, due_at FROM deliveries
-         WHERE system_id = s.system_id AND due_at IS NOT NULL AND due_at <= $2
-         ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED
-     ) AS c
-     ORDER BY c.due_at LIMIT $4";
-
-/// A due delivery a claim round may take.
-#[derive(Debug, sqlx::FromRow)]
-struct Candidate {
-    id: String,
-    /// Still `sending`: its lease ran out, and that attempt is written as ended by the lease.
-    lease_expired: bool,
-}
+     SELECT u.id, u.case_id, u.system_id, u.idempotency_key, u.attempts, u.last_outcome,
+         p.mapping_version, p.content_type, p.extension, p.body, p.fields_json,
+         EXISTS (SELECT 1 FROM materials m WHERE m.case_id = u.case_id) AS has_materials
+     FROM u LEFT JOIN payloads p ON p.delivery_id = u.id";
 
 /// A delivery a claim took, with its payload (`None` columns if it has none; the caller
 /// reports that).
@@ -645,6 +612,8 @@ struct ClaimedRow {
     extension: Option<String>,
     body: Option<Vec<u8>>,
     fields_json: Option<String>,
+    /// Whether its case has materials.
+    has_materials: bool,
 }
 
 impl ClaimedRow {

@@ -242,10 +242,11 @@ pub(crate) fn write_completions(
 /// Takes up to `limit` due deliveries under `node_id`'s lease until `expires`, oldest first, and
 /// reads their payloads and their cases' materials. Each listed system gives at most its cap,
 /// from one probe of the `(system_id, due_at)` index; the unlisted ones at most `caps.others`
-/// each, from one probe per system with due deliveries ([`others_due`]). The group's transaction excludes every other writer, so
-/// nothing needs locking. A delivery still `sending` here had a lease that ran out (its node
-/// died mid-attempt): that attempt is written now, as ended by the lease (`lease_expired`).
-/// The attempt begun here is written when it ends.
+/// each, from one probe per system with due deliveries ([`others_due`]). The group's
+/// transaction excludes every other writer, so nothing needs locking. A delivery still
+/// `sending` here had a lease that ran out (its node died mid-attempt): that attempt is written
+/// now, as ended by the lease (`lease_expired`). The attempt begun here is written when it
+/// ends.
 pub(crate) fn write_claim(
     conn: &Connection,
     node_id: &str,
