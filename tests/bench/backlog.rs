@@ -260,15 +260,20 @@ pub async fn run(options: &Options, scratch: &std::path::Path, store: &StoreSpot
         for _ in hub.output.try_iter() {}
     }
     let (_, peak) = rss_mib(pid)?;
+    let drained = fleet
+        .mock_received(&systems)
+        .await?
+        .saturating_sub(received_before);
     let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
     println!(
         "RESULT restart store={:?}: process start → listening {:.2}s → first claim {:.2}s → \
-         first delivery at a mock {:.2}s; RSS while draining {peak_working:.0} MiB (peak {peak:.0} \
-         MiB); load average {}",
+         first delivery at a mock {:.2}s; {drained} delivered by {:.1}s; RSS while draining \
+         {peak_working:.0} MiB (peak {peak:.0} MiB); load average {}",
         options.backend,
         to_listen.as_secs_f64(),
         secs(first_claim),
         secs(first_delivery),
+        spawned.elapsed().as_secs_f64(),
         load_average()
     );
     fleet.hub = Some(hub);
