@@ -8,7 +8,7 @@
 mod store_support;
 
 use sqlx::{Connection, Row};
-use yimen_hub::store::{CLAIM, SqliteStore};
+use yimen_hub::store::{POSTGRES_CLAIM, SqliteStore};
 
 async fn plan(store: &SqliteStore, sql: &str) -> String {
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -105,7 +105,7 @@ async fn postgres_claims_keep_to_each_system_in_their_generic_plans() {
     .await
     .unwrap();
     sqlx::raw_sql(&format!(
-        "PREPARE claim (text[], bigint[], bigint, bigint, bigint, text[], text, bigint) AS {CLAIM}"
+        "PREPARE claim (text[], bigint[], bigint, bigint, bigint, text[], text, bigint) AS {POSTGRES_CLAIM}"
     ))
     .execute(&mut conn)
     .await

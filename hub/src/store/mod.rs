@@ -50,7 +50,7 @@ use jiff::Timestamp;
 
 pub use batch::{AfterCommit, IntakeBatcher};
 pub use hash::content_hash;
-pub use postgres::{CLAIM, POSTGRES_MIGRATOR, PostgresStore};
+pub use postgres::{POSTGRES_CLAIM, POSTGRES_MIGRATOR, PostgresStore};
 pub use records::*;
 pub use sqlite::{SQLITE_FILE, SQLITE_MIGRATOR, SqliteStore};
 pub use sync_records::*;

@@ -347,10 +347,10 @@ impl PostgresStore {
     }
 
     /// Takes up to `limit` due deliveries (each system at most its cap) under `node_id`'s lease
-    /// until `expires`, and reads their payloads and materials: [`CLAIM`], one statement run
-    /// outside an explicit transaction (one round trip, where `BEGIN`, the candidates, the
-    /// attempts ended by expired leases, the update and `COMMIT` were five), then the
-    /// materials of the cases that have any.
+    /// until `expires`, and reads their payloads and materials: [`POSTGRES_CLAIM`], one
+    /// statement run outside an explicit transaction (one round trip, where `BEGIN`, the
+    /// candidates, the attempts ended by expired leases, the update and `COMMIT` were five),
+    /// then the materials of the cases that have any.
     async fn write_claim(
         &self,
         node_id: &str,
@@ -371,7 +371,7 @@ impl PostgresStore {
             return Ok(shared::ClaimWritten::default());
         }
         let listed: Vec<&str> = caps.per_system.keys().map(String::as_str).collect();
-        let claimed: Vec<ClaimedRow> = sqlx::query_as(CLAIM)
+        let claimed: Vec<ClaimedRow> = sqlx::query_as(POSTGRES_CLAIM)
             .bind(&systems)
             .bind(&system_caps)
             .bind(now)
@@ -548,7 +548,7 @@ impl PostgresStore {
 /// every run (about 4 ms for 68 systems); once PostgreSQL switched to its generic plan, each
 /// probe walked the `(due_at)` index (dropped since), filtering out every other system's due
 /// rows.
-pub const CLAIM: &str = "WITH l AS MATERIALIZED (
+pub const POSTGRES_CLAIM: &str = "WITH l AS MATERIALIZED (
          SELECT c.id, c.lease_expired
          FROM UNNEST($1::text[], $2::bigint[]) AS s (system_id, cap)
          CROSS JOIN LATERAL (
