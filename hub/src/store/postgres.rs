@@ -32,6 +32,19 @@ macro_rules! feed_lock {
     };
 }
 
+/// The part `k` of a write that changes many deliveries at once: their rows locked in id order,
+/// so that two such writes (completions, the lease keeper's renewals) wait for each other
+/// instead of deadlocking. The update reads `k` through a one-time filter
+/// (`(SELECT count(*) FROM k) >= 0`), so every lock is taken before it touches a row. Takes
+/// the ids as `$1`.
+macro_rules! locked_in_id_order {
+    () => {
+        "k AS MATERIALIZED (
+                 SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE
+             )"
+    };
+}
+
 /// The PostgreSQL migrations, applied at connect.
 pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -286,9 +299,9 @@ impl PostgresStore {
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         let ids: Vec<&str> = rows.iter().map(|r| r.delivery_id).collect();
         Ok(sqlx::query_as(concat!(
-            "WITH k AS MATERIALIZED (
-                 SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE
-             ), d AS (
+            "WITH ",
+            locked_in_id_order!(),
+            ", d AS (
                  UPDATE deliveries SET state = v.state, next_attempt_at = v.next_attempt_at,
                      due_at = v.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
                      receipt_number = v.receipt_number,
@@ -480,17 +493,17 @@ impl PostgresStore {
         leases: &[LeaseToken],
         until: i64,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let kept: Vec<String> = sqlx::query_scalar(
-            "WITH k AS MATERIALIZED (
-                 SELECT id FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE
-             )
+        let kept: Vec<String> = sqlx::query_scalar(concat!(
+            "WITH ",
+            locked_in_id_order!(),
+            "
              UPDATE deliveries SET lease_expires_at = $4, due_at = $4
              FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS v (id, owner, attempt)
              WHERE (SELECT count(*) FROM k) >= 0 AND deliveries.id = v.id
                  AND deliveries.state = 'sending' AND deliveries.lease_owner = v.owner
                  AND deliveries.attempts = v.attempt
-             RETURNING deliveries.id",
-        )
+             RETURNING deliveries.id"
+        ))
         .bind(
             leases
                 .iter()
