@@ -189,8 +189,8 @@ impl Line {
         self.sending.load(Ordering::Acquire)
     }
 
-    /// Deliveries of this system claimed by this node and not finished yet (sending or waiting
-    /// for a slot in the send path).
+    /// Deliveries of this system claimed by this node whose outcome is not recorded yet
+    /// (waiting for a slot in the send path, sending, or finished and waiting for the store).
     pub fn claimed(&self) -> usize {
         self.claimed.load(Ordering::Acquire)
     }

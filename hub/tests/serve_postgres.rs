@@ -163,6 +163,22 @@ async fn node_role(
     (role, url.to_string())
 }
 
+/// Grants for [`node_role`]: claims and lease renewals work, receipts cannot be stored (until
+/// `GRANT UPDATE ON deliveries` gives the rest back), so every outcome's write fails.
+const NO_RECEIPTS: [&str; 2] = [
+    "REVOKE UPDATE ON deliveries FROM {role}",
+    "GRANT UPDATE (state, attempts, next_attempt_at, lease_owner, lease_expires_at, due_at, \
+     attempt_started_at, last_outcome, last_error, last_excerpt, updated_at) \
+     ON deliveries TO {role}",
+];
+
+/// Drops a role made by [`node_role`] and what it owns.
+async fn drop_role(conn: &mut sqlx::PgConnection, role: &str) {
+    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(&statement).execute(&mut *conn).await.unwrap();
+    }
+}
+
 /// A node whose heartbeat can no longer be stored fences itself (claims nothing) before the
 /// other nodes drop it and split the limits without it, and takes its share again once its
 /// heartbeat is stored. Twice: refused (node B connects as a role of its own, and loses the
@@ -266,9 +282,7 @@ async fn a_node_that_cannot_store_its_heartbeat_fences_itself_until_it_can() {
     assert_eq!(both_share().await, whole);
 
     b.stop().await;
-    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
-        sqlx::query(&statement).execute(&mut conn).await.unwrap();
-    }
+    drop_role(&mut conn, &role).await;
     conn.close().await.unwrap();
     hold.close().await.unwrap();
     a.stop().await;
@@ -294,18 +308,7 @@ async fn an_outcome_whose_write_failed_is_written_again_while_the_lease_holds() 
     let shared = a.database_url().unwrap();
     let mut conn = sqlx::PgConnection::connect(&shared).await.unwrap();
     // Claims and lease renewals still work; a receipt cannot be stored.
-    let (role, as_b) = node_role(
-        &mut conn,
-        &shared,
-        "yimen_retry",
-        &[
-            "REVOKE UPDATE ON deliveries FROM {role}",
-            "GRANT UPDATE (state, attempts, next_attempt_at, lease_owner, lease_expires_at, \
-             due_at, attempt_started_at, last_outcome, last_error, last_excerpt, updated_at) \
-             ON deliveries TO {role}",
-        ],
-    )
-    .await;
+    let (role, as_b) = node_role(&mut conn, &shared, "yimen_retry", &NO_RECEIPTS).await;
     let b = Hub::start_on(Backend::Shared(as_b), &lines.uri(), |c| {
         c.node_id = "node-b".to_owned();
         c.dispatch.lease = Duration::from_secs(60);
@@ -347,9 +350,84 @@ async fn an_outcome_whose_write_failed_is_written_again_while_the_lease_holds() 
     assert_eq!(lines.received_requests().await.unwrap().len(), 2);
 
     b.stop().await;
-    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
-        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    drop_role(&mut conn, &role).await;
+    conn.close().await.unwrap();
+    a.stop().await;
+}
+
+/// A delivery keeps its place in the claim window until its outcome is recorded. While the
+/// store refuses a node's outcomes, the node sends one window's worth (R01: 4 in flight plus
+/// 4 claimed ahead) and then waits, instead of claiming and sending the whole backlog with
+/// nothing recorded and every lease still to renew. Once the outcomes can be written,
+/// everything is delivered, each case sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_that_cannot_be_recorded_hold_the_claim_window() {
+    use sqlx::Connection;
+    const CASES: usize = 40;
+    const WINDOW: usize = 8;
+    let Some(admin) = postgres_admin().await else {
+        eprintln!("no PostgreSQL server answers; skipping (set YIMEN_TEST_DATABASE_URL)");
+        return;
+    };
+    let lines = serve_support::answering_lines("WINDOW").await;
+    // A creates the database and takes the cases without sending them.
+    let a = Hub::start_on(Backend::Postgres(admin), &lines.uri(), |c| {
+        c.dispatch.enabled = false;
+    })
+    .await;
+    for i in 0..CASES {
+        let mut single = case(&format!("WINDOW-{i}"));
+        single["matter"]["code"] = json!("TEST-SINGLE-0002");
+        assert_eq!(a.submit(&single).await.status(), 202);
     }
+    let shared = a.database_url().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&shared).await.unwrap();
+    // Claims and lease renewals work; a receipt cannot be stored.
+    let (role, as_b) = node_role(&mut conn, &shared, "yimen_window", &NO_RECEIPTS).await;
+    let b = Hub::start_on(Backend::Shared(as_b), &lines.uri(), |c| {
+        c.node_id = "node-b".to_owned();
+        c.dispatch.lease = Duration::from_secs(60);
+        c.dispatch.claim_ahead = WINDOW - 4;
+    })
+    .await;
+
+    let sent = || async { lines.received_requests().await.unwrap_or_default().len() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sent().await < WINDOW {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the window not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The first outcomes are tried again after 0.2 s and 1 s, and given up only after 4 s.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        sent().await,
+        WINDOW,
+        "sent past the window with nothing recorded"
+    );
+
+    sqlx::query(&format!("GRANT UPDATE ON deliveries TO {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r01 = b.system("R01").await;
+        if r01["delivered"] == CASES {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered: {r01}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent().await, CASES, "each case sent once");
+
+    b.stop().await;
+    drop_role(&mut conn, &role).await;
     conn.close().await.unwrap();
     a.stop().await;
 }

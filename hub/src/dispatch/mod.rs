@@ -3,7 +3,9 @@
 //!
 //! - Claims are capped per system by its claim window (`max_in_flight` sending plus
 //!   `claim_ahead` queued for a slot, see [`Line::claim_room`]) and by the circuit breaker
-//!   (open: none; half-open: one probe). A system is claimed for again only once half its window
+//!   (open: none; half-open: one probe). A delivery keeps its place in the window until its
+//!   outcome is recorded, so when the store's writes fall behind, claims slow down with them
+//!   instead of piling finished attempts (and leases to renew) up in memory. A system is claimed for again only once half its window
 //!   is free, so claims are few and large: each one is a write transaction.
 //! - A queued delivery whose system's breaker opened meanwhile is not sent: it goes back to
 //!   `retry_wait` with the usual backoff.
@@ -20,8 +22,9 @@
 //!   claim round. What finds no room is stored `queued`, and intake claims nothing more for
 //!   that system until a claim round has taken every due delivery of it, so new cases never
 //!   overtake waiting ones.
-//! - The loop claims when intake stores a `queued` delivery ([`DispatchHandle::wake`]), when an
-//!   attempt ends, and every `poll_interval` (other nodes' cases, retries coming due).
+//! - The loop claims when intake stores a `queued` delivery ([`DispatchHandle::wake`]), when a
+//!   batch of outcomes is recorded, and every `poll_interval` (other nodes' cases, retries
+//!   coming due).
 //!
 //! Invariants: nothing is sent that was not claimed under this node's lease; an outcome is only
 //! recorded while the lease is held (the store refuses otherwise); on shutdown no new claim is
@@ -50,8 +53,8 @@ pub use sender::{LineSender, NotSent};
 use crate::config::DispatchConfig;
 use crate::lines::{Held, Line, Lines};
 use crate::store::{
-    Backend, BreakerSignals, ClaimCaps, ClaimedDelivery, Completion, DeliveryState, InsertOutcome,
-    IntakeClaim, LeaseToken, NewCase, Store, StoreError,
+    AttemptOutcome, Backend, BreakerSignals, ClaimCaps, ClaimedDelivery, Completion, DeliveryState,
+    InsertOutcome, IntakeClaim, LeaseToken, NewCase, Store, StoreError,
 };
 
 /// A delivery changed state on this node.
@@ -247,9 +250,29 @@ pub struct Dispatcher {
     pub handle: DispatchHandle,
 }
 
+/// An attempt's outcome on its way to the completer, with the delivery's place in its system's
+/// claim window: the place is given back only once the outcome is recorded (or given up), so
+/// a node never holds more claimed and unrecorded deliveries than its windows, however far the
+/// store's writes fall behind the line systems.
 struct Finished {
     completion: Completion,
     case_id: String,
+    held: Held,
+}
+
+impl Finished {
+    /// Keeps what the completer needs; the payload and materials are dropped here, before the
+    /// outcome waits for a place in the completer's queue.
+    fn of(claimed: ClaimedDelivery, outcome: AttemptOutcome, held: Held) -> Self {
+        Self {
+            completion: Completion {
+                lease: claimed.lease,
+                outcome,
+            },
+            case_id: claimed.case_id,
+            held,
+        }
+    }
 }
 
 /// The leases this node holds: claimed and not yet recorded, by delivery id.
@@ -518,18 +541,15 @@ async fn attempt_task(
         }
         Some(Health::Failed) | None => {}
     }
-    drop(held);
-    let finished = Finished {
-        completion: Completion {
-            lease: claimed.lease,
-            outcome,
-        },
-        case_id: claimed.case_id,
-    };
-    if done.send(finished).await.is_err() {
+    if done
+        .send(Finished::of(claimed, outcome, held))
+        .await
+        .is_err()
+    {
         tracing::error!("completer gone; the lease will expire and the delivery be reclaimed");
+        // Its place in the claim window came back with the refused message.
+        wake.notify_one();
     }
-    wake.notify_one();
 }
 
 /// This node's heartbeat in the store: the limits it takes from the list of live nodes, and the
@@ -770,9 +790,15 @@ async fn complete_loop(
     leases: HeldLeases,
 ) {
     let mut batch = Vec::new();
+    let mut places = Vec::new();
     while done.recv_many(&mut batch, 256).await > 0 {
-        let (items, cases): (Vec<Completion>, Vec<String>) =
-            batch.drain(..).map(|f| (f.completion, f.case_id)).unzip();
+        let (items, cases): (Vec<Completion>, Vec<String>) = batch
+            .drain(..)
+            .map(|f| {
+                places.push(f.held);
+                (f.completion, f.case_id)
+            })
+            .unzip();
         let ids: Vec<String> = items.iter().map(|c| c.lease.delivery_id.clone()).collect();
         let mut recorded = store.complete_many(&items, Timestamp::now()).await;
         // A failed write stored nothing: try again a few times, the leases still held and
@@ -801,6 +827,9 @@ async fn complete_loop(
                 held.remove(id);
             }
         }
+        // Their places in the claim windows are free again: the loop may claim.
+        places.clear();
+        handle.wake.notify_one();
         match recorded {
             Ok(results) => {
                 for ((delivery_id, case_id), result) in ids.into_iter().zip(cases).zip(results) {
