@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(usize::from(super::BLOCKING_THREADS))
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {

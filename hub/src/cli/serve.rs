@@ -52,6 +52,12 @@ pub struct Args {
     /// Serve the API only; deliver nothing from this node.
     #[arg(long)]
     no_dispatch: bool,
+    /// Threads for blocking file work: writes to local exchange folders (each holds a thread
+    /// through its fsyncs) and material files. Every thread keeps allocator pages of its own,
+    /// so a pool as large as the load asks for costs memory without adding throughput.
+    #[arg(long, env = "YIMEN_BLOCKING_THREADS", default_value_t = super::BLOCKING_THREADS,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    blocking_threads: u16,
 }
 
 /// Runs `yimen serve`.
@@ -84,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(usize::from(args.blocking_threads))
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
