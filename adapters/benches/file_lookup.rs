@@ -3,13 +3,19 @@
 //! lease expired mid-attempt (a node died, or its outcome could not be recorded), often for
 //! hundreds at once.
 //!
-//! Run: `cargo bench -p yimen-adapters --bench file_lookup [-- FILES]`. FILES (default 20,000)
+//! Run: `cargo bench -p yimen-adapters --bench file_lookup [-- [--sftp] FILES]`. With `--sftp`
+//! the folders are read over SFTP from a real OpenSSH server on 127.0.0.1 (fewer look-ups at
+//! once: one connection carries them all). FILES (default 20,000)
 //! manifests go into each of `outbox` and `archive`, and as many receipts into each of `inbox`
 //! and `archive`; then 64 look-ups of keys that are not there (the worst case: every folder is
 //! searched to the end) run at once, twice. Prints the time per look-up and how much the
 //! process's peak resident memory grew.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "../tests/support/sshd.rs"]
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,8 +51,7 @@ fn fill(files: &Path, count: usize) {
     }
 }
 
-fn build(dir: &Path) -> Arc<dyn Adapter> {
-    let text = "[adapter]\nkind = \"file\"\n[adapter.settings]\ntransport = \"local\"\n";
+fn build(dir: &Path, text: &str) -> Arc<dyn Adapter> {
     let ctx = SystemContext {
         system_id: "L05".to_owned(),
         base_url: Url::parse("http://127.0.0.1:9/L05").unwrap(),
@@ -67,21 +72,30 @@ fn build(dir: &Path) -> Arc<dyn Adapter> {
 fn main() {
     let count: usize = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
+        .find_map(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let over_sftp = std::env::args().any(|a| a == "--sftp");
+    let at_once = if over_sftp { 8 } else { AT_ONCE };
     let dir = tempfile::tempdir().unwrap();
-    fill(&dir.path().join("files"), count);
-    let adapter = build(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    let (adapter, transport, _server) = if over_sftp {
+        let server = runtime.block_on(sshd::Sshd::start());
+        fill(&server.root, count);
+        let adapter = build(server.dir.path(), &server.mapping(""));
+        (adapter, "SFTP", Some(server))
+    } else {
+        fill(&dir.path().join("files"), count);
+        let text = "[adapter]\nkind = \"file\"\n[adapter.settings]\ntransport = \"local\"\n";
+        (build(dir.path(), text), "local", None)
+    };
     let before = peak_rss_kib();
     for round in 1..=2 {
         let started = Instant::now();
         runtime.block_on(async {
-            let lookups: Vec<_> = (0..AT_ONCE)
+            let lookups: Vec<_> = (0..at_once)
                 .map(|i| {
                     let adapter = adapter.clone();
                     tokio::spawn(async move {
@@ -101,9 +115,10 @@ fn main() {
         });
         let elapsed = started.elapsed();
         println!(
-            "RESULT file lookup, {count} files in each of 4 folder listings, {AT_ONCE} at once, \
-             round {round}: {:.1} ms per look-up ({:.0} ms for all); peak RSS grew {} MiB",
-            elapsed.as_secs_f64() * 1000.0 / AT_ONCE as f64,
+            "RESULT file lookup ({transport}), {count} files in each of 4 folder listings, \
+             {at_once} at once, round {round}: {:.1} ms per look-up ({:.0} ms for all); \
+             peak RSS grew {} MiB",
+            elapsed.as_secs_f64() * 1000.0 / at_once as f64,
             elapsed.as_secs_f64() * 1000.0,
             peak_rss_kib().saturating_sub(before) / 1024
         );

@@ -77,6 +77,41 @@ async fn upload_lands_with_manifest_and_is_found_by_key() {
     assert_eq!(deliver.find_by_key("5e5e5e5e-0002").await.unwrap(), None);
 }
 
+/// Look-ups by key read the folders in batches (OpenSSH sends about 100 names each) and keep
+/// only matching regular files: among 1,500 other deliveries' manifests, a folder named like a
+/// match, and two attempts of the delivery, the later attempt is found; an absent key is not.
+#[tokio::test]
+async fn look_ups_by_key_search_large_folders() {
+    let sshd = Sshd::start().await;
+    let outbox = sshd.root.join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    for i in 0..1_500u32 {
+        let name = format!(
+            "C-{i:05}_1_{:08x}.manifest.json",
+            i.wrapping_mul(2_654_435_761)
+        );
+        std::fs::write(outbox.join(name), b"{}").unwrap();
+    }
+    let adapter = build(&sshd.mapping(""), sshd.dir.path());
+    let deliver = adapter.as_deliver().unwrap();
+    let mut stems = Vec::new();
+    for attempt in [1, 2] {
+        let outcome = deliver
+            .deliver(&request("S-9", attempt, "9f9f9f9f-0001", vec![]))
+            .await;
+        let DeliveryOutcome::Delivered(receipt) = outcome else {
+            panic!("expected delivered, got {outcome:?}");
+        };
+        stems.push(receipt.receipt_number.unwrap());
+    }
+    let prefix = stems[1].rsplit('_').next().unwrap();
+    std::fs::create_dir(outbox.join(format!("D-1_9_{prefix}.manifest.json"))).unwrap();
+
+    let found = deliver.find_by_key("9f9f9f9f-0001").await.unwrap().unwrap();
+    assert_eq!(found.receipt_number.as_deref(), Some(stems[1].as_str()));
+    assert_eq!(deliver.find_by_key("9f9f9f9f-0002").await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn sm4_packages_upload_over_sftp() {
     let sshd = Sshd::start().await;

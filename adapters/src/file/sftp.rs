@@ -6,6 +6,8 @@
 //! timeout. Uploads go to `name.part`, are fsynced when the server offers `fsync@openssh.com`,
 //! then renamed. One connection is kept and shared by every operation (SFTP multiplexes requests);
 //! it is probed before reuse and dropped on any transport error, so the next operation reconnects.
+//! Folders are read on a second SFTP channel of that connection, batch by batch, keeping only
+//! the names asked for (see [`SftpFolders::list_where`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,8 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use russh::client;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
-use russh_sftp::client::SftpSession;
 use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::{RawSftpSession, SftpSession};
 use russh_sftp::protocol::{OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -143,7 +145,13 @@ impl SftpConnector {
             .await
             .map_err(|e| FolderError::Transient(format!("sftp {target}: sftp init: {e}")))?;
         session.set_timeout(self.request_timeout.as_secs().max(1));
-        Ok(SftpFolders { session, handle })
+        Ok(SftpFolders {
+            session,
+            listing: tokio::sync::OnceCell::new(),
+            handle,
+            target,
+            request_timeout: self.request_timeout,
+        })
     }
 }
 
@@ -191,7 +199,12 @@ impl OpenFolders for SftpConnector {
 /// One SFTP session's view of the exchange folders (paths relative to the login folder).
 pub(crate) struct SftpFolders {
     session: SftpSession,
+    /// The channel folders are read on, opened by the first listing.
+    listing: tokio::sync::OnceCell<RawSftpSession>,
     handle: client::Handle<PinnedHostKey>,
+    /// `host:port`, for errors.
+    target: String,
+    request_timeout: Duration,
 }
 
 /// The shared connection, handed out per operation batch; a transport error retires it.
@@ -221,6 +234,15 @@ impl Folders for SharedFolders {
     async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
         self.check(self.conn.list(folder).await).await
     }
+    async fn list_matching(
+        &self,
+        folder: &str,
+        part: &str,
+        end: &str,
+    ) -> Result<Vec<Entry>, FolderError> {
+        self.check(self.conn.list_matching(folder, part, end).await)
+            .await
+    }
     async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError> {
         self.check(self.conn.read(folder, name, limit).await).await
     }
@@ -243,6 +265,70 @@ fn io_err(what: &str, path: &str, e: std::io::Error) -> FolderError {
 }
 
 impl SftpFolders {
+    /// The session folders are read on: a second SFTP channel of the connection, opened on the
+    /// first listing. `SftpSession::read_dir` keeps a whole folder and, for every batch the
+    /// server sends (about 100 names with OpenSSH), copies everything read so far: quadratic in
+    /// the folder's size, in the folders look-ups by key search, which hold every delivery's
+    /// files. This one reads the batches itself.
+    async fn listing(&self) -> Result<&RawSftpSession, FolderError> {
+        let target = &self.target;
+        self.listing
+            .get_or_try_init(|| async {
+                let channel = self.handle.channel_open_session().await.map_err(|e| {
+                    FolderError::Transient(format!("sftp {target}: open listing channel: {e}"))
+                })?;
+                channel.request_subsystem(true, "sftp").await.map_err(|e| {
+                    FolderError::Transient(format!("sftp {target}: sftp subsystem: {e}"))
+                })?;
+                let raw = RawSftpSession::new(channel.into_stream());
+                raw.set_timeout(self.request_timeout.as_secs().max(1));
+                raw.init().await.map_err(|e| {
+                    FolderError::Transient(format!("sftp {target}: sftp init: {e}"))
+                })?;
+                Ok(raw)
+            })
+            .await
+    }
+
+    /// The regular files of `folder` whose name `keep` accepts, in name order (empty if the
+    /// folder does not exist). Other names are dropped batch by batch as the server sends them.
+    async fn list_where(
+        &self,
+        folder: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<Entry>, FolderError> {
+        let raw = self.listing().await?;
+        let dir = match raw.opendir(folder).await {
+            Ok(handle) => handle.handle,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(sftp_err("list", folder, e)),
+        };
+        let mut entries = Vec::new();
+        let read = loop {
+            match raw.readdir(dir.as_str()).await {
+                Ok(batch) => entries.extend(
+                    batch
+                        .files
+                        .into_iter()
+                        .filter(|f| f.attrs.file_type().is_file() && keep(&f.filename))
+                        .map(|f| Entry {
+                            size: f.attrs.size.unwrap_or(0),
+                            name: f.filename,
+                        }),
+                ),
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(sftp_err("list", folder, e)),
+            }
+        };
+        let closed = raw.close(dir).await;
+        read?;
+        closed.map_err(|e| sftp_err("close", folder, e))?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
     async fn exists(&self, path: &str) -> Result<bool, FolderError> {
         self.session
             .try_exists(path)
@@ -304,22 +390,17 @@ impl Folders for SftpFolders {
     }
 
     async fn list(&self, folder: &str) -> Result<Vec<Entry>, FolderError> {
-        let entries = match self.session.read_dir(folder).await {
-            Ok(r) => r,
-            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(sftp_err("list", folder, e)),
-        };
-        let mut out: Vec<Entry> = entries
-            .filter(|e| e.file_type().is_file())
-            .map(|e| Entry {
-                name: e.file_name(),
-                size: e.metadata().size.unwrap_or(0),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        self.list_where(folder, &|_| true).await
+    }
+
+    async fn list_matching(
+        &self,
+        folder: &str,
+        part: &str,
+        end: &str,
+    ) -> Result<Vec<Entry>, FolderError> {
+        self.list_where(folder, &|name| name.contains(part) && name.ends_with(end))
+            .await
     }
 
     async fn read(&self, folder: &str, name: &str, limit: u64) -> Result<Vec<u8>, FolderError> {
