@@ -5,8 +5,9 @@
 //!   `claim_ahead` queued for a slot, see [`Line::claim_room`]) and by the circuit breaker
 //!   (open: none; half-open: one probe). A delivery keeps its place in the window until its
 //!   outcome is recorded, so when the store's writes fall behind, claims slow down with them
-//!   instead of piling finished attempts (and leases to renew) up in memory. A system is claimed for again only once half its window
-//!   is free, so claims are few and large: each one is a write transaction.
+//!   instead of piling finished attempts (and leases to renew) up in memory. A system is
+//!   claimed for again only once half its window is free, so claims are few and large: each
+//!   one is a write transaction.
 //! - A queued delivery whose system's breaker opened meanwhile is not sent: it goes back to
 //!   `retry_wait` with the usual backoff.
 //! - One lease keeper per node renews every lease it holds (claimed, queued or sending, until
