@@ -1,5 +1,6 @@
 //! The `yimen` binary: `yimen serve` announces its address once it answers, delivers a case,
-//! `yimen replay` talks to it through the API, and SIGTERM stops it cleanly (exit 0).
+//! `yimen replay` talks to it through the API, and SIGTERM stops it cleanly (exit 0); a
+//! blocking pool size out of range is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,6 +36,7 @@ async fn serve_delivers_replay_answers_and_sigterm_stops_cleanly() {
         .arg("--mappings")
         .arg(fixture_mappings())
         .args(["--node-id", "cli-test", "--poll-ms", "50"])
+        .env("YIMEN_BLOCKING_THREADS", "4")
         .env("YIMEN_API_KEYS", format!("test:{KEY}"))
         .env("YIMEN_LINE_BASE", lines.uri())
         .env("YIMEN_FILES_DIR", data.path().join("files"))
@@ -142,4 +144,37 @@ async fn serve_delivers_replay_answers_and_sigterm_stops_cleanly() {
     };
     let status = status.unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+/// A blocking pool size outside 1–1024, on the command line or in the environment, is refused
+/// before anything starts, naming the option and what it accepts.
+#[test]
+fn a_blocking_pool_size_out_of_range_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    for (args, env) in [
+        (&["--blocking-threads", "0"][..], None),
+        (&[][..], Some("2000")),
+        (&[][..], Some("many")),
+    ] {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(args)
+            .env_remove("YIMEN_BLOCKING_THREADS");
+        if let Some(value) = env {
+            command.env("YIMEN_BLOCKING_THREADS", value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("--blocking-threads"),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert!(
+            std::fs::read_dir(data.path()).unwrap().next().is_none(),
+            "nothing created"
+        );
+    }
 }

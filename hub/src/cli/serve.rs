@@ -54,7 +54,9 @@ pub struct Args {
     no_dispatch: bool,
     /// Threads for blocking file work: writes to local exchange folders (each holds a thread
     /// through its fsyncs) and material files. Every thread keeps allocator pages of its own,
-    /// so a pool as large as the load asks for costs memory without adding throughput.
+    /// so a pool as large as the load asks for costs memory without adding throughput. A
+    /// folder that hangs (a network mount) holds up to its system's `max_in_flight` of them:
+    /// with several such folders, raise this.
     #[arg(long, env = "YIMEN_BLOCKING_THREADS", default_value_t = super::BLOCKING_THREADS,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     blocking_threads: u16,
