@@ -19,6 +19,7 @@ store_suite!(
     search_by_number_id_number_and_credit_code,
     counters_and_backlog,
     reopening_applies_no_migration_twice,
+    cases_keep_one_index_per_look_up,
     cancelled_inserts_leave_whole_cases_or_nothing,
     nodes_taking_in_the_same_numbers_at_once_store_each_once,
 );
@@ -468,6 +469,39 @@ async fn reopening_applies_no_migration_twice(db: &TestDb) {
         assert_eq!(again.count_backlog().await.unwrap(), 1);
         again.close().await;
     }
+}
+
+/// Every index of `cases` serves a look-up of its own, and a case's number is in one only: the
+/// uniqueness of (number, client) also finds a case by its number alone. Each index costs every
+/// case an entry, and case numbers arrive in no order an index keeps, so each entry dirties a
+/// page of its own in every commit.
+async fn cases_keep_one_index_per_look_up(db: &TestDb) {
+    assert_eq!(
+        db.indexes("cases").await,
+        [
+            "cases_credit_code(credit_code)",
+            "cases_id_number(applicant_id_number)",
+            "primary(id)",
+            "unique(case_number, client_id)",
+        ]
+    );
+    // The same number from two clients is two cases; by number alone both are found.
+    let mut other = case("N-1", &["L01"]);
+    other.client_id = "other-platform".to_owned();
+    for new in [case("N-1", &["L01"]), other, case("N-2", &["L01"])] {
+        assert!(matches!(
+            db.store.insert_case(new).await.unwrap(),
+            InsertOutcome::Created { .. }
+        ));
+    }
+    let found = db
+        .store
+        .find_cases(&CaseQuery::CaseNumber("N-1".into()), 10)
+        .await
+        .unwrap();
+    let mut clients: Vec<_> = found.iter().map(|c| c.client_id.as_str()).collect();
+    clients.sort_unstable();
+    assert_eq!(clients, ["other-platform", "platform"]);
 }
 
 /// The SQLite log is copied into the database file in the background, shortly after commits and

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use store_support::{TestDb, at, case};
 use yimen_hub::store::{
-    AttemptOutcome, ClaimCaps, DeliveryState, InsertOutcome, IntakeBatcher, LeaseToken,
+    AttemptOutcome, CaseQuery, ClaimCaps, DeliveryState, InsertOutcome, IntakeBatcher, LeaseToken,
     NewStatusEvent, PostgresStore, SqliteStore, Store, StoreError, StoredReceipt, TicketUse,
 };
 
@@ -277,6 +277,30 @@ async fn counts_rows_stored_before_the_upgrade(store: &dyn Store) {
     assert_eq!(ended[0].outcome.as_deref(), Some("delivered"));
 }
 
+/// A case stored before the upgrade keeps its number, its client and its deliveries: found by
+/// its number, refused as a conflict when other content comes under that number.
+async fn cases_stored_before_the_upgrade_keep_their_numbers(store: &dyn Store) {
+    let found = store
+        .find_cases(&CaseQuery::CaseNumber("U-1".into()), 10)
+        .await
+        .unwrap();
+    let found: Vec<_> = found
+        .iter()
+        .map(|c| (c.case_id.as_str(), c.client_id.as_str()))
+        .collect();
+    assert_eq!(found, [("c1", "p")]);
+    let mut again = case("U-1", &["L01"]);
+    again.client_id = "p".to_owned();
+    assert_eq!(
+        store.insert_case(again).await.unwrap(),
+        InsertOutcome::Conflict {
+            case_id: "c1".to_owned()
+        }
+    );
+    let record = store.get_case("c1").await.unwrap().unwrap();
+    assert_eq!(record.deliveries.len(), 4);
+}
+
 fn delivered() -> AttemptOutcome {
     AttemptOutcome::Delivered(StoredReceipt {
         receipt_number: None,
@@ -399,6 +423,7 @@ async fn sqlite_upgrades_an_older_database() {
         TicketUse::Fresh
     );
     counts_rows_stored_before_the_upgrade(&store).await;
+    cases_stored_before_the_upgrade_keep_their_numbers(&store).await;
 }
 
 #[tokio::test]
@@ -432,5 +457,6 @@ async fn postgres_upgrades_an_older_database() {
         TicketUse::Fresh
     );
     counts_rows_stored_before_the_upgrade(&store).await;
+    cases_stored_before_the_upgrade_keep_their_numbers(&store).await;
     store.close().await;
 }

@@ -323,6 +323,19 @@ pub fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Bytes a process caused to be written to storage so far (`write_bytes` of `/proc/PID/io`:
+/// counted when it dirties page-cache pages of files, threads included); 0 if unreadable.
+pub fn disk_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The 1-minute load average.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use drive::{Body, Tally};
-use fleet::{Backend, Fleet, StoreSpot, cpu_secs, load_average};
+use fleet::{Backend, Fleet, StoreSpot, cpu_secs, disk_written, load_average};
 
 /// The same allocator as the hub's: the load generator shares the machine with what it
 /// measures, and glibc's spent about a seventh of its and the mocks' samples there.
@@ -171,6 +171,7 @@ struct Sample {
     hub_cpu: f64,
     mocks_cpu: f64,
     own_cpu: f64,
+    hub_disk: u64,
 }
 
 async fn sample(fleet: &Fleet, tally: &Tally, systems: &[&str]) -> Result<(Sample, u64, u64)> {
@@ -183,6 +184,7 @@ async fn sample(fleet: &Fleet, tally: &Tally, systems: &[&str]) -> Result<(Sampl
             hub_cpu: fleet.hub_pid().map(cpu_secs).unwrap_or(0.0),
             mocks_cpu: cpu_secs(fleet.mocks.child.id()),
             own_cpu: cpu_secs(std::process::id()),
+            hub_disk: fleet.hub_pid().map(disk_written).unwrap_or(0),
         },
         dead,
         unfinished,
@@ -193,13 +195,16 @@ fn rates(from: &Sample, to: &Sample, targets: u64) -> String {
     let secs = to.at.duration_since(from.at).as_secs_f64().max(1e-9);
     format!(
         "accepted {:.0} cases/s, done {:.0} deliveries/s ({:.0} cases/s); CPU cores: hub {:.2}, \
-         mocks {:.2}, load generator {:.2}",
+         mocks {:.2}, load generator {:.2}; hub disk writes {:.1} KiB/case",
         (to.accepted - from.accepted) as f64 / secs,
         (to.done - from.done) as f64 / secs,
         (to.done - from.done) as f64 / secs / targets as f64,
         (to.hub_cpu - from.hub_cpu) / secs,
         (to.mocks_cpu - from.mocks_cpu) / secs,
         (to.own_cpu - from.own_cpu) / secs,
+        to.hub_disk.saturating_sub(from.hub_disk) as f64
+            / 1024.0
+            / (to.accepted - from.accepted).max(1) as f64,
     )
 }
 

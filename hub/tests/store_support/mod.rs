@@ -121,6 +121,64 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The indexes of table `table` as `name(column, …)`, sorted; a constraint's index is named
+    /// `primary` or `unique`.
+    pub async fn indexes(&self, table: &str) -> Vec<String> {
+        // (name, primary, unique, columns)
+        let rows: Vec<(String, bool, bool, String)> = match (&self.dir, &self.pg) {
+            (Some(dir), _) => {
+                let url = format!("sqlite://{}", dir.path().join("yimen.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let rows = sqlx::query_as(
+                    "SELECT l.name, l.origin = 'pk', l.origin = 'u', group_concat(i.name, ', ')
+                     FROM pragma_index_list(?1) l, pragma_index_info(l.name) i
+                     GROUP BY l.name, l.origin",
+                )
+                .bind(table)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+                rows
+            }
+            (None, Some((url, _))) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let rows = sqlx::query_as(
+                    "SELECT c.relname, x.indisprimary, x.indisunique,
+                            string_agg(a.attname, ', ' ORDER BY k.n)
+                     FROM pg_index x
+                     JOIN pg_class c ON c.oid = x.indexrelid
+                     CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                     WHERE x.indrelid = $1::regclass
+                     GROUP BY c.relname, x.indisunique, x.indisprimary",
+                )
+                .bind(table)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                conn.close().await.unwrap();
+                rows
+            }
+            (None, None) => unreachable!("a test store is on one backend"),
+        };
+        let mut found: Vec<String> = rows
+            .into_iter()
+            .map(|(name, primary, unique, columns)| {
+                let name = match (primary, unique) {
+                    (true, _) => "primary".to_owned(),
+                    (false, true) => "unique".to_owned(),
+                    (false, false) => name,
+                };
+                format!("{name}({columns})")
+            })
+            .collect();
+        found.sort();
+        found
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((_, name)) = self.pg.take() else {
