@@ -321,6 +321,24 @@ pub trait Store: SyncStore + Send + Sync + std::fmt::Debug {
     async fn close(&self);
 }
 
+/// Says so when the database is at an older schema version than `migrator` brings: a migration
+/// that builds a table anew (0010 on SQLite) takes its time on a large database, about 50 s a
+/// million cases, and the node listens only after it. `applied` is the newest version applied,
+/// `None` for a new database.
+fn announce_upgrade(migrator: &sqlx::migrate::Migrator, applied: Option<i64>) {
+    let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(applied) = applied.filter(|v| *v < newest) {
+        tracing::info!(
+            from = applied,
+            to = newest,
+            "upgrading the database schema; on a large database this takes a while"
+        );
+    }
+}
+
+/// The newest migration applied to the database, `None` if none (a new database).
+const APPLIED_VERSION: &str = "SELECT max(version) FROM _sqlx_migrations WHERE success";
+
 /// Breaker openings shared by the nodes of one PostgreSQL database, as they are committed
 /// (see [`Store::breaker_signals`]).
 pub struct BreakerSignals(sqlx::postgres::PgListener);

@@ -104,6 +104,12 @@ impl PostgresStore {
             })
             .connect(url)
             .await?;
+        let applied = sqlx::query_scalar(super::APPLIED_VERSION)
+            .fetch_one(&pool)
+            .await
+            .ok()
+            .flatten();
+        super::announce_upgrade(&POSTGRES_MIGRATOR, applied);
         POSTGRES_MIGRATOR.run(&pool).await?;
         tracing::info!(max_connections, "postgres store connected");
         Ok(Self {

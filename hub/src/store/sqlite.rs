@@ -100,6 +100,12 @@ impl SqliteStore {
                     .pragma("temp_store", "MEMORY"),
             )
             .await?;
+        let applied = sqlx::query_scalar(super::APPLIED_VERSION)
+            .fetch_one(&writer)
+            .await
+            .ok()
+            .flatten();
+        super::announce_upgrade(&SQLITE_MIGRATOR, applied);
         SQLITE_MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
