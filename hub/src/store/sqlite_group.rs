@@ -40,20 +40,28 @@
 //!   connection).
 //! - The hot writes (intake, claims, completions) use [`GroupWriter::write`] instead of
 //!   [`GroupWriter::begin`]: the same group and savepoint, but their statements too are plain
-//!   calls on the connection's handle.
+//!   calls on the connection's handle, through one rusqlite view of it that keeps its prepared
+//!   statements (those of the writes and of the transaction control) for the connection's life.
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::StoreError;
 
 type Outcome = Result<(), String>;
+
+/// Statements the writer keeps prepared: the hot writes use about twenty.
+const STATEMENT_CACHE: usize = 64;
+
+/// Runs one statement of transaction control, prepared once and kept.
+fn run(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
 
 /// Why a group was abandoned when SQLite had rolled its transaction back.
 const TRANSACTION_LOST: &str = "SQLite rolled the group's transaction back";
@@ -73,6 +81,10 @@ enum Left {
 /// writes waiting for its commit, and whether the last holder left a savepoint to undo.
 #[derive(Debug)]
 struct Group {
+    /// The same connection as rusqlite sees it, on the same sqlite3 handle, with the statements
+    /// prepared through it: made with `conn` and used only while its handle is locked. Declared
+    /// before `conn`, so that it is dropped first (see [`Group::connection`]).
+    direct: Option<rusqlite::Connection>,
     /// Taken out of the writer pool at the first write.
     conn: Option<SqliteConnection>,
     state: GroupState,
@@ -124,7 +136,7 @@ impl GroupState {
             // Not ours (nothing else begins one on this connection): nothing of it can be kept.
             conn.execute_batch("ROLLBACK")?;
         }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        run(conn, "BEGIN IMMEDIATE")?;
         self.open = true;
         Ok(())
     }
@@ -135,7 +147,7 @@ impl GroupState {
         self.settle(conn);
         let outcome = if std::mem::take(&mut self.open) {
             commits.fetch_add(1, Ordering::Relaxed);
-            let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+            let committed = run(conn, "COMMIT").map_err(|e| e.to_string());
             // A commit refused (a deferred constraint, a busy database) leaves the transaction
             // open; nothing of it may stay for the next group.
             if committed.is_err() && !conn.is_autocommit() {
@@ -172,19 +184,34 @@ impl GroupState {
 }
 
 impl Group {
-    /// The writer's connection, taken out of `pool` the first time. It leaves syncing the log
-    /// to the [`Syncer`].
-    async fn connection(&mut self, pool: &SqlitePool) -> Result<&mut SqliteConnection, StoreError> {
-        match &mut self.conn {
-            Some(conn) => Ok(conn),
-            slot @ None => {
-                let mut conn = pool.acquire().await?.detach();
-                sqlx::query("PRAGMA synchronous = NORMAL")
-                    .execute(&mut conn)
-                    .await?;
-                Ok(slot.insert(conn))
-            }
+    /// Takes the writer's connection out of `pool` the first time, with its rusqlite view. It
+    /// leaves syncing the log to the [`Syncer`].
+    ///
+    /// The view keeps the statements prepared through it from one write to the next. A view
+    /// made for each write would finalize them at its end, and every write would parse and
+    /// plan each of its statements again, with the group's lock held.
+    #[allow(unsafe_code)]
+    async fn connection(&mut self, pool: &SqlitePool) -> Result<(), StoreError> {
+        if self.conn.is_some() {
+            return Ok(());
         }
+        let mut conn = pool.acquire().await?.detach();
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut conn)
+            .await?;
+        let mut handle = conn.lock_handle().await?;
+        // SAFETY: the view is used only in `with_handle`, while the connection's handle is
+        // locked, so sqlx's connection thread is off the sqlite3 handle. The handle stays open
+        // while `conn` lives, and the view goes first: `close` drops it with the handle locked,
+        // and a dropped group drops it before `conn` (field order) with no sqlx command in
+        // flight (every use of `conn` holds the group). `from_handle` does not take ownership:
+        // dropping the view finalizes its statements and leaves the handle open.
+        let direct = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+        direct.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        drop(handle);
+        self.direct = Some(direct);
+        self.conn = Some(conn);
+        Ok(())
     }
 
     /// Commits the group on its connection (see [`GroupState::commit`]).
@@ -202,12 +229,22 @@ impl Group {
         f: impl FnOnce(&rusqlite::Connection, &mut GroupState) -> R,
     ) -> Result<R, StoreError> {
         self.connection(pool).await?;
-        let Group { conn, state, .. } = self;
+        let Group {
+            conn,
+            direct,
+            state,
+            ..
+        } = self;
         let Some(conn) = conn.as_mut() else {
             unreachable!("the connection was taken above");
         };
-        let mut handle = conn.lock_handle().await?;
-        with_connection(&mut handle, |c| f(c, state))
+        let handle = conn.lock_handle().await?;
+        let Some(direct) = direct.as_ref() else {
+            unreachable!("the view is made with the connection");
+        };
+        let result = f(direct, state);
+        drop(handle);
+        Ok(result)
     }
 }
 
@@ -225,6 +262,7 @@ impl GroupWriter {
     /// A writer on `pool`'s connection to the database whose log is the file `wal`.
     pub(crate) fn new(pool: SqlitePool, wal: PathBuf) -> Self {
         let group = Group {
+            direct: None,
             conn: None,
             state: GroupState::default(),
             syncer: Syncer::start(wal),
@@ -255,7 +293,7 @@ impl GroupWriter {
         guard
             .with_handle(&self.pool, |conn, state| {
                 state.prepare(conn)?;
-                conn.execute_batch("SAVEPOINT yimen_write")?;
+                run(conn, "SAVEPOINT yimen_write")?;
                 Ok::<_, StoreError>(())
             })
             .await??;
@@ -322,8 +360,12 @@ impl GroupWriter {
         {
             tracing::warn!(%error, "committing before the writer closes");
         }
-        if let Some(conn) = group.conn.take() {
+        if let Some(mut conn) = group.conn.take() {
             use sqlx::Connection;
+            // Its statements are finalized on the handle, so sqlx's thread is kept off it.
+            let handle = conn.lock_handle().await;
+            drop(group.direct.take());
+            drop(handle);
             if let Err(error) = conn.close().await {
                 tracing::warn!(%error, "closing the writer's connection");
             }
@@ -407,11 +449,11 @@ fn run_in_savepoint<T>(
     if conn.is_autocommit() {
         return (Err(lost()), Left::NoTransaction);
     }
-    if let Err(error) = conn.execute_batch("SAVEPOINT yimen_write") {
+    if let Err(error) = run(conn, "SAVEPOINT yimen_write") {
         return (Err(error.into()), left(conn));
     }
     match work(conn) {
-        Ok(value) => match conn.execute_batch("RELEASE yimen_write") {
+        Ok(value) => match run(conn, "RELEASE yimen_write") {
             Ok(()) => (Ok(value), Left::Clean),
             Err(error) => (Err(error.into()), left(conn)),
         },
@@ -421,20 +463,6 @@ fn run_in_savepoint<T>(
             Err(_) => (Err(error), left(conn)),
         },
     }
-}
-
-/// Calls `f` with the connection's sqlite3 handle as a rusqlite connection.
-#[allow(unsafe_code)]
-fn with_connection<R>(
-    handle: &mut LockedSqliteHandle<'_>,
-    f: impl FnOnce(&rusqlite::Connection) -> R,
-) -> Result<R, StoreError> {
-    // SAFETY: `handle` keeps sqlx's connection thread off this sqlite3 handle until it drops,
-    // and the handle stays open while its connection lives, which outlives `handle`.
-    // `from_handle` does not take ownership: dropping `conn` (at the end of this function,
-    // before `handle`) finalizes the statements prepared through it and leaves the handle open.
-    let conn = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
-    Ok(f(&conn))
 }
 
 /// Enlists the write holding `guard` for its group's commit and gives the lock up; the first
@@ -482,7 +510,7 @@ impl WriteTx {
         // savepoint is released, it is enlisted at once.
         let pool = self.pool.clone();
         self.group_mut()
-            .with_handle(&pool, |conn, _| conn.execute_batch("RELEASE yimen_write"))
+            .with_handle(&pool, |conn, _| run(conn, "RELEASE yimen_write"))
             .await??;
         self.open = false;
         let Some(guard) = self.guard.take() else {
@@ -679,6 +707,45 @@ mod tests {
     fn insert_direct(conn: &rusqlite::Connection, v: i64) -> Result<(), StoreError> {
         conn.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
         Ok(())
+    }
+
+    /// Inserts `v` through a kept statement and returns how many times that statement ran.
+    fn insert_kept(conn: &rusqlite::Connection, v: i64) -> Result<i32, StoreError> {
+        let mut insert = conn.prepare_cached("INSERT INTO t (v) VALUES (?1)")?;
+        insert.execute([v])?;
+        Ok(insert.get_status(rusqlite::StatementStatus::Run))
+    }
+
+    /// A statement prepared in one write is still prepared in the next, across commits, writes
+    /// through sqlx between them and the writer's close; the transaction control statements
+    /// are kept too. Each write parsed and planned its statements anew before.
+    #[tokio::test]
+    async fn direct_writes_keep_their_statements_prepared() {
+        let (writer, reader, _dir) = writer().await;
+        let mut runs = Vec::new();
+        for v in 0..3 {
+            runs.push(writer.write(|conn| insert_kept(conn, v)).await.unwrap());
+            let mut write = writer.begin().await.unwrap();
+            insert(&mut write, 10 + v).await;
+            write.commit().await.unwrap();
+        }
+        assert_eq!(runs, [1, 2, 3]);
+        let kept = writer
+            .write(|conn| {
+                let status = |sql| {
+                    let statement = conn.prepare_cached(sql)?;
+                    Ok::<_, StoreError>(statement.get_status(rusqlite::StatementStatus::Run))
+                };
+                Ok((status("BEGIN IMMEDIATE")?, status("SAVEPOINT yimen_write")?))
+            })
+            .await
+            .unwrap();
+        // Each of the seven writes waited for its commit, so each began a group of its own.
+        assert_eq!(kept, (7, 7));
+        // A closed writer takes a new connection, with statements of its own.
+        writer.close().await;
+        assert_eq!(writer.write(|conn| insert_kept(conn, 3)).await.unwrap(), 1);
+        assert_eq!(values(&reader).await, [0, 1, 2, 3, 10, 11, 12]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
